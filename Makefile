@@ -1,0 +1,33 @@
+# The README test command is `make test`: it brings the real services up and runs every test
+# against them, failing (not skipping) when one is missing.
+GO ?= go
+export MQTTSTORE_REQUIRE_SERVICES ?= 1
+
+.PHONY: test test-short services services-down bench fuzz vet
+
+test: services
+	eval "$$(scripts/services env)" && $(GO) test -race -count=1 ./...
+
+# test-short runs the tests without the services (those needing one skip).
+test-short:
+	MQTTSTORE_REQUIRE_SERVICES=0 $(GO) test -race -count=1 ./...
+
+services:
+	scripts/services up
+
+services-down:
+	scripts/services down
+
+vet:
+	gofmt -l . | (! grep .) && $(GO) vet ./...
+
+bench: services
+	eval "$$(scripts/services env)" && $(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Short runs of every fuzz target (one package and target at a time, as go test requires).
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done

@@ -1,0 +1,3 @@
+module github.com/mqttstore/mqttstore
+
+go 1.26

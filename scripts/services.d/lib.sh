@@ -1,0 +1,44 @@
+# Shared helpers for scripts/services; sourced, not run.
+
+log() { printf '[services %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# wait_ready NAME FUNC [SECONDS]: poll FUNC (a real round trip) until it succeeds.
+wait_ready() {
+  local name=$1 fn=$2 limit=${3:-${MQTTSTORE_SERVICES_TIMEOUT:-300}} i=0
+  while ! "$fn" >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ "$i" -ge "$limit" ]; then
+      log "$name: not ready after ${limit}s"
+      tail -n 30 "$MQTTSTORE_SERVICES_DIR/log/$name.log" >&2 2>/dev/null || true
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# apt_install PKG...: install Debian packages that are missing (runs apt-get update once).
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ ! -f "$MQTTSTORE_SERVICES_DIR/.apt-updated" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && touch "$MQTTSTORE_SERVICES_DIR/.apt-updated"
+  fi
+  # Packages must not start their own daemons: we run them ourselves on our own data dirs.
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# pid_alive FILE: the pid in FILE is a running process.
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pid FILE: stop the process whose pid is in FILE.
+stop_pid() {
+  local f=$1
+  pid_alive "$f" || { rm -f "$f"; return 0; }
+  local pid; pid=$(cat "$f")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$f"
+}
