@@ -1,0 +1,98 @@
+// Package backend is the contract every store implements on top of package hook, the built-in
+// function names, the options all stores share, the asynchronous batching Writer they all use,
+// and the loader of EMQX 4.x backend configuration.
+//
+// A store implements hook.Backend. Its optional capabilities are the interfaces below, found by
+// type assertion: StatsReporter, ClientStateReader, SubscriptionStore, Pinger, and hook.Flusher.
+package backend
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/mqttstore/mqttstore/hook"
+)
+
+// The built-in function names, the same in every store that supports them (ARCHITECTURE.md).
+const (
+	OnClientConnected    = "on_client_connected"
+	OnClientDisconnected = "on_client_disconnected"
+	OnSubscribeLookup    = "on_subscribe_lookup"
+	// OnSubscriptionLookup is the spelling of on_subscribe_lookup in EMQX's Cassandra config.
+	OnSubscriptionLookup = "on_subscription_lookup"
+	OnMessagePublish     = "on_message_publish"
+	OnMessageStore       = "on_message_store"
+	OnMessageRetain      = "on_message_retain"
+	OnRetainDelete       = "on_retain_delete"
+	OnRetainLookup       = "on_retain_lookup"
+	OnMessageFetch       = "on_message_fetch"
+	OnMessageAcked       = "on_message_acked"
+	OnAckedDelete        = "on_acked_delete"
+
+	OnMessageFetchForQueue  = "on_message_fetch_for_queue"
+	OnMessageAckedForQueue  = "on_message_acked_for_queue"
+	OnMessageFetchForPubsub = "on_message_fetch_for_pubsub"
+	OnMessageAckedForPubsub = "on_message_acked_for_pubsub"
+
+	OnMessageStoreKeepLatest    = "on_message_store_keep_latest"
+	OnMessageFetchForKeepLatest = "on_message_fetch_for_keep_latest"
+	OnMessageAckedForKeepLatest = "on_message_acked_for_keep_latest"
+)
+
+// Sentinel errors callers branch on with errors.Is.
+var (
+	// ErrDropped: a write was not queued (queue full under OverflowDrop, or the writer closed).
+	ErrDropped = errors.New("write dropped")
+	// ErrClosed: the store or writer is closed.
+	ErrClosed = errors.New("closed")
+	// ErrUnsupported: the store does not support a rule's function, point or action kind.
+	ErrUnsupported = errors.New("unsupported")
+	// ErrNotFound: a lookup by key found nothing (e.g. ClientState of an unknown client).
+	ErrNotFound = errors.New("not found")
+)
+
+// Stats is a snapshot of a store's write counters. Counters only grow; Queued and Inflight are
+// the current values.
+type Stats struct {
+	Matched  uint64            // writes handed to the store (rule matched, Enqueue called)
+	Success  uint64            // writes stored
+	Failed   uint64            // writes that failed for good (after retries, or not retryable)
+	Retried  uint64            // retry attempts of batches or single writes
+	Dropped  map[string]uint64 // writes not queued, by reason ("queue_full", "closed", ...)
+	Queued   int               // writes waiting in the queue now
+	Inflight int               // writes being flushed now
+}
+
+// StatsReporter is implemented by stores that count their writes.
+type StatsReporter interface {
+	Stats() Stats
+}
+
+// ClientState is what on_client_connected / on_client_disconnected record for a client.
+type ClientState struct {
+	ClientID  string
+	Online    bool
+	Node      string
+	OnlineAt  time.Time // zero if never seen online
+	OfflineAt time.Time // zero if not seen offline since
+}
+
+// ClientStateReader is implemented by stores that can tell a client's recorded state.
+// It returns an error wrapping ErrNotFound for an unknown client.
+type ClientStateReader interface {
+	ClientState(ctx context.Context, clientID string) (ClientState, error)
+}
+
+// SubscriptionStore is implemented by stores that keep proxy subscriptions (mqtt_sub and its
+// equivalents), which on_subscribe_lookup returns when a client connects. It is how a business
+// server, or a test, manages them; the writes are synchronous.
+type SubscriptionStore interface {
+	AddSubscription(ctx context.Context, clientID string, sub hook.Subscription) error
+	DeleteSubscription(ctx context.Context, clientID, topic string) error
+}
+
+// Pinger is implemented by stores that can check their database is reachable.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}

@@ -1,0 +1,79 @@
+package backend
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+)
+
+// OverflowPolicy says what Enqueue does when the write queue is full.
+type OverflowPolicy int
+
+const (
+	// OverflowBlock (the default) makes Enqueue wait for room: nothing is lost, and a database
+	// slower than the message rate slows the broker down (MQTT flow control does the rest).
+	OverflowBlock OverflowPolicy = iota
+	// OverflowDrop makes Enqueue return an error wrapping ErrDropped at once; every drop is
+	// counted (Stats.Dropped["queue_full"]) and logged.
+	OverflowDrop
+)
+
+// Options are the settings every store shares. The zero value means the defaults below.
+type Options struct {
+	PoolSize       int           // connections to the database; default 8 (the spec's pool_size)
+	TLS            *tls.Config   // nil: plain connections, unless the store's address says otherwise
+	ConnectTimeout time.Duration // default 5s
+	// QueryTimeout bounds one flush or lookup when the caller's context has no earlier
+	// deadline; default 5s.
+	QueryTimeout  time.Duration
+	BatchSize     int            // writes per flush at most; default 500
+	BatchInterval time.Duration  // how long a partial batch waits for more; default 5ms
+	QueueSize     int            // writes queued at most; default 65536
+	Overflow      OverflowPolicy // default OverflowBlock
+	Retry         Retry
+	Logger        *slog.Logger // default slog.Default()
+}
+
+// Retry is how transient write errors are retried: with exponential backoff from MinBackoff
+// to MaxBackoff, MaxAttempts times at most (0: until the writer is closed, so a database that is
+// down loses nothing while the queue has room).
+type Retry struct {
+	MaxAttempts int
+	MinBackoff  time.Duration // default 50ms
+	MaxBackoff  time.Duration // default 5s
+}
+
+// WithDefaults returns o with every zero field set to its default.
+func (o Options) WithDefaults() Options {
+	if o.PoolSize <= 0 {
+		o.PoolSize = 8
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = 5 * time.Second
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 500
+	}
+	if o.BatchInterval <= 0 {
+		o.BatchInterval = 5 * time.Millisecond
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 65536
+	}
+	if o.Retry.MinBackoff <= 0 {
+		o.Retry.MinBackoff = 50 * time.Millisecond
+	}
+	if o.Retry.MaxBackoff <= 0 {
+		o.Retry.MaxBackoff = 5 * time.Second
+	}
+	if o.Retry.MaxBackoff < o.Retry.MinBackoff {
+		o.Retry.MaxBackoff = o.Retry.MinBackoff
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
