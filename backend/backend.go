@@ -1,5 +1,5 @@
-// Package backend is the contract every store implements on top of package hook, the built-in
-// function names, the options all stores share, the asynchronous batching Writer they all use,
+// Package backend is the contract every store implements on top of package hook (whose
+// hook.Functions lists the built-in function names), the options all stores share, the asynchronous batching Writer they all use,
 // and the loader of EMQX 4.x backend configuration.
 //
 // A store implements hook.Backend. Its optional capabilities are the interfaces below, found by
@@ -12,32 +12,6 @@ import (
 	"time"
 
 	"github.com/mqttstore/mqttstore/hook"
-)
-
-// The built-in function names, the same in every store that supports them (ARCHITECTURE.md).
-const (
-	OnClientConnected    = "on_client_connected"
-	OnClientDisconnected = "on_client_disconnected"
-	OnSubscribeLookup    = "on_subscribe_lookup"
-	// OnSubscriptionLookup is the spelling of on_subscribe_lookup in EMQX's Cassandra config.
-	OnSubscriptionLookup = "on_subscription_lookup"
-	OnMessagePublish     = "on_message_publish"
-	OnMessageStore       = "on_message_store"
-	OnMessageRetain      = "on_message_retain"
-	OnRetainDelete       = "on_retain_delete"
-	OnRetainLookup       = "on_retain_lookup"
-	OnMessageFetch       = "on_message_fetch"
-	OnMessageAcked       = "on_message_acked"
-	OnAckedDelete        = "on_acked_delete"
-
-	OnMessageFetchForQueue  = "on_message_fetch_for_queue"
-	OnMessageAckedForQueue  = "on_message_acked_for_queue"
-	OnMessageFetchForPubsub = "on_message_fetch_for_pubsub"
-	OnMessageAckedForPubsub = "on_message_acked_for_pubsub"
-
-	OnMessageStoreKeepLatest    = "on_message_store_keep_latest"
-	OnMessageFetchForKeepLatest = "on_message_fetch_for_keep_latest"
-	OnMessageAckedForKeepLatest = "on_message_acked_for_keep_latest"
 )
 
 // Sentinel errors callers branch on with errors.Is.

@@ -1,0 +1,60 @@
+package hook
+
+// The built-in function names, the same in every store that supports them (ARCHITECTURE.md).
+// A rule's Action.Function is one of these; a store's Prepare says which it supports.
+const (
+	OnClientConnected    = "on_client_connected"
+	OnClientDisconnected = "on_client_disconnected"
+	OnSubscribeLookup    = "on_subscribe_lookup"
+	// OnSubscriptionLookup is the spelling of on_subscribe_lookup in EMQX's Cassandra config;
+	// it means the same.
+	OnSubscriptionLookup = "on_subscription_lookup"
+	OnMessagePublish     = "on_message_publish"
+	OnMessageStore       = "on_message_store"
+	OnMessageRetain      = "on_message_retain"
+	OnRetainDelete       = "on_retain_delete"
+	OnRetainLookup       = "on_retain_lookup"
+	OnMessageFetch       = "on_message_fetch"
+	OnMessageAcked       = "on_message_acked"
+	OnAckedDelete        = "on_acked_delete"
+
+	OnMessageFetchForQueue  = "on_message_fetch_for_queue"
+	OnMessageAckedForQueue  = "on_message_acked_for_queue"
+	OnMessageFetchForPubsub = "on_message_fetch_for_pubsub"
+	OnMessageAckedForPubsub = "on_message_acked_for_pubsub"
+
+	OnMessageStoreKeepLatest    = "on_message_store_keep_latest"
+	OnMessageFetchForKeepLatest = "on_message_fetch_for_keep_latest"
+	OnMessageAckedForKeepLatest = "on_message_acked_for_keep_latest"
+)
+
+// FunctionInfo says where a built-in function may be used and what it does.
+type FunctionInfo struct {
+	Points []Point // the hook points a rule with this function may name
+	Lookup bool    // it answers a lookup (LookupAction) rather than writing (WriteAction)
+}
+
+// Functions lists every built-in function. It must not be modified.
+var Functions = map[string]FunctionInfo{
+	OnClientConnected:    {Points: []Point{ClientConnected}},
+	OnClientDisconnected: {Points: []Point{ClientDisconnected}},
+	OnSubscribeLookup:    {Points: []Point{SessionCreated, ClientConnected}, Lookup: true},
+	OnSubscriptionLookup: {Points: []Point{SessionCreated, ClientConnected}, Lookup: true},
+	OnMessagePublish:     {Points: []Point{MessagePublish}},
+	OnMessageStore:       {Points: []Point{MessagePublish}},
+	OnMessageRetain:      {Points: []Point{MessagePublish}},
+	OnRetainDelete:       {Points: []Point{MessagePublish}},
+	OnRetainLookup:       {Points: []Point{SessionSubscribed}, Lookup: true},
+	OnMessageFetch:       {Points: []Point{SessionSubscribed}, Lookup: true},
+	OnMessageAcked:       {Points: []Point{MessageAcked}},
+	OnAckedDelete:        {Points: []Point{SessionUnsubscribed}},
+
+	OnMessageFetchForQueue:  {Points: []Point{SessionSubscribed}, Lookup: true},
+	OnMessageAckedForQueue:  {Points: []Point{MessageAcked}},
+	OnMessageFetchForPubsub: {Points: []Point{SessionSubscribed}, Lookup: true},
+	OnMessageAckedForPubsub: {Points: []Point{MessageAcked}},
+
+	OnMessageStoreKeepLatest:    {Points: []Point{MessagePublish}},
+	OnMessageFetchForKeepLatest: {Points: []Point{SessionSubscribed}, Lookup: true},
+	OnMessageAckedForKeepLatest: {Points: []Point{MessageAcked}},
+}
