@@ -1,0 +1,548 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Drop reasons, the keys of Stats.Dropped.
+const (
+	DropQueueFull = "queue_full" // the queue was full (OverflowDrop, or the caller stopped waiting)
+	DropClosed    = "closed"     // the writer was closed
+)
+
+// WriterConfig configures a Writer. Flush is required; every other zero value means a default.
+type WriterConfig[T any] struct {
+	// Store names the store in errors and logs, e.g. "sqlstore/postgres".
+	Store string
+	// Options gives the batch size and interval, queue size, overflow policy, retry policy,
+	// query timeout and logger (WithDefaults is applied).
+	Options Options
+	// Flush writes one batch, in order. It runs on the writer's goroutines, one call at a time
+	// per shard. It must be idempotent, because a batch whose outcome is unknown is flushed
+	// again (stores key their writes by msgid). ctx carries Options.QueryTimeout and is
+	// canceled when Close gives up. batch is only valid during the call: the writer reuses it.
+	Flush func(ctx context.Context, batch []T) error
+	// Key returns an item's ordering key (the client ID): items with the same key are flushed
+	// in the order they were enqueued, never concurrently. nil: one ordered stream (Shards is 1).
+	Key func(T) string
+	// Shards is how many batches may be flushed concurrently, items going to a shard by the
+	// hash of their Key; default 1. Options.QueueSize is split evenly between the shards.
+	Shards int
+	// Transient reports whether an error is worth retrying (connection refused or reset,
+	// timeout, deadlock, server shutting down...); IsTransient is a starting point. nil: every
+	// error is transient, so a batch is retried until it succeeds or Retry.MaxAttempts runs
+	// out, and bad items are never isolated.
+	Transient func(error) bool
+}
+
+// Writer is the bounded, batching, asynchronous writer every store puts between the broker's
+// hook calls and its database. Enqueue hands an item over and returns in well under a
+// microsecond; the writer's goroutines (one per shard) gather items into batches of up to
+// Options.BatchSize, waiting at most Options.BatchInterval for a batch to fill, and call Flush.
+//
+// Failures: an error that Transient accepts is retried with exponential backoff and jitter
+// (Options.Retry), the shard holding back its later items so that the order per key survives;
+// a batch that fails with any other error is split in halves, recursively, so that a bad item
+// fails alone and its neighbours are written; a Flush that panics is recovered and its error
+// treated as permanent (the panic is logged with its stack). Items that fail for good are
+// counted in Stats.Failed and logged with the store name and the error.
+//
+// A Writer is safe for concurrent use. Close it to write out what is queued.
+type Writer[T any] struct {
+	cfg    WriterConfig[T]
+	opts   Options
+	log    *slog.Logger
+	seed   maphash.Seed
+	shards []*shard[T]
+	wg     sync.WaitGroup
+
+	errFull, errClosed error // prebuilt: a drop costs no allocation
+
+	closing atomic.Bool
+	abort   chan struct{} // closed when Close gives up
+	base    context.Context
+	cancel  context.CancelFunc
+
+	success, failed, retried atomic.Uint64
+	inflight                 atomic.Int64
+	dropped                  [2]dropCounter // DropQueueFull, DropClosed
+}
+
+type dropCounter struct {
+	n        atomic.Uint64
+	unlogged atomic.Uint64 // drops since the last log line
+	lastLog  atomic.Int64  // unix nanoseconds of the last log line
+}
+
+// shard is one ordered queue and the goroutine that flushes it. All fields but wake are
+// guarded by mu.
+type shard[T any] struct {
+	mu     sync.Mutex
+	q      ring[T]
+	max    int    // queue bound
+	closed bool   // no more items accepted
+	enq    uint64 // items ever accepted
+	done   uint64 // items written or failed; items complete in order, so done is a prefix of enq
+	want   uint64 // a Flush waits for done to reach want
+
+	idle     bool          // the flusher waits for a first item
+	waitFull bool          // the flusher waits for a full batch
+	wake     chan struct{} // capacity 1: a token for the flusher to look again
+	room     chan struct{} // closed when room is made; nil if no producer waits
+	doneCh   chan struct{} // closed when done grows; nil if no Flush waits
+}
+
+// NewWriter starts a writer. It panics if cfg.Flush is nil.
+func NewWriter[T any](cfg WriterConfig[T]) *Writer[T] {
+	if cfg.Flush == nil {
+		panic("backend.NewWriter: WriterConfig.Flush is nil")
+	}
+	if cfg.Store == "" {
+		cfg.Store = "backend"
+	}
+	if cfg.Shards <= 0 || cfg.Key == nil {
+		cfg.Shards = 1
+	}
+	opts := cfg.Options.WithDefaults()
+	w := &Writer[T]{
+		cfg:       cfg,
+		opts:      opts,
+		log:       opts.Logger.With("store", cfg.Store),
+		seed:      maphash.MakeSeed(),
+		abort:     make(chan struct{}),
+		errFull:   fmt.Errorf("%s: write queue full (%d): %w", cfg.Store, opts.QueueSize, ErrDropped),
+		errClosed: fmt.Errorf("%s: writer %w: %w", cfg.Store, ErrClosed, ErrDropped),
+	}
+	w.base, w.cancel = context.WithCancel(context.Background())
+	perShard := (opts.QueueSize + cfg.Shards - 1) / cfg.Shards
+	w.shards = make([]*shard[T], cfg.Shards)
+	for i := range w.shards {
+		s := &shard[T]{max: perShard, wake: make(chan struct{}, 1)}
+		w.shards[i] = s
+		w.wg.Add(1)
+		go w.run(s)
+	}
+	return w
+}
+
+func (w *Writer[T]) shardFor(v T) *shard[T] {
+	if len(w.shards) == 1 {
+		return w.shards[0]
+	}
+	return w.shards[maphash.String(w.seed, w.cfg.Key(v))%uint64(len(w.shards))]
+}
+
+// Enqueue hands v to the writer. When the queue is full it waits for room under
+// OverflowBlock, with no time limit but the writer's Close (use EnqueueContext to bound the
+// wait), and returns an error wrapping ErrDropped at once under OverflowDrop. After Close it
+// returns an error wrapping ErrClosed and ErrDropped. Every drop is counted by reason.
+// v must not be modified afterwards.
+func (w *Writer[T]) Enqueue(v T) error {
+	return w.EnqueueContext(context.Background(), v)
+}
+
+// EnqueueContext is Enqueue that stops waiting for room when ctx is done, returning an error
+// wrapping ErrDropped and ctx.Err() (counted as a "queue_full" drop). ctx is consulted only
+// when the queue is full.
+func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
+	s := w.shardFor(v)
+	s.mu.Lock()
+	for s.closed || s.q.n >= s.max {
+		if s.closed {
+			s.mu.Unlock()
+			w.drop(1, DropClosed)
+			return w.errClosed
+		}
+		if w.opts.Overflow == OverflowDrop {
+			s.mu.Unlock()
+			w.drop(0, DropQueueFull)
+			return w.errFull
+		}
+		if s.room == nil {
+			s.room = make(chan struct{})
+		}
+		room := s.room
+		s.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			w.drop(0, DropQueueFull)
+			return fmt.Errorf("%s: waiting for room in the write queue: %w: %w", w.cfg.Store, ErrDropped, ctx.Err())
+		}
+		s.mu.Lock()
+	}
+	s.q.push(v, s.max)
+	s.enq++
+	signal := s.idle || (s.waitFull && s.q.n >= w.opts.BatchSize)
+	if signal {
+		s.idle, s.waitFull = false, false
+	}
+	s.mu.Unlock()
+	if signal {
+		poke(s.wake)
+	}
+	return nil
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// drop counts a drop with reason index i and logs it, at most once a second per reason.
+func (w *Writer[T]) drop(i int, reason string) {
+	d := &w.dropped[i]
+	d.n.Add(1)
+	d.unlogged.Add(1)
+	now := time.Now().UnixNano()
+	last := d.lastLog.Load()
+	if now-last < int64(time.Second) || !d.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	w.log.Warn("writes dropped", "reason", reason, "count", d.unlogged.Swap(0), "total", d.n.Load())
+}
+
+// run is a shard's flusher: it takes batches off the queue in order and writes them, until
+// the writer is closed and the queue is empty.
+func (w *Writer[T]) run(s *shard[T]) {
+	defer w.wg.Done()
+	bs := w.opts.BatchSize
+	var batch []T
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		s.mu.Lock()
+		for s.q.n == 0 {
+			if s.closed {
+				s.mu.Unlock()
+				return
+			}
+			s.idle = true
+			s.mu.Unlock()
+			<-s.wake
+			s.mu.Lock()
+		}
+		s.idle = false
+		// A partial batch waits for more, unless the writer closes or a Flush waits for it.
+		if s.q.n < bs && !s.closed && s.want <= s.done {
+			s.waitFull = true
+			s.mu.Unlock()
+			timer.Reset(w.opts.BatchInterval)
+		wait:
+			for {
+				select {
+				case <-timer.C:
+					break wait
+				case <-s.wake:
+					s.mu.Lock()
+					ready := s.q.n >= bs || s.closed || s.want > s.done
+					s.waitFull = !ready
+					s.mu.Unlock()
+					if ready {
+						timer.Stop()
+						break wait
+					}
+				}
+			}
+			s.mu.Lock()
+			s.waitFull = false
+		}
+		batch = s.q.pop(batch[:0], bs)
+		k := len(batch)
+		if s.room != nil {
+			close(s.room)
+			s.room = nil
+		}
+		w.inflight.Add(int64(k))
+		s.mu.Unlock()
+
+		w.write(batch)
+		clear(batch)
+
+		s.mu.Lock()
+		s.done += uint64(k)
+		if s.doneCh != nil {
+			close(s.doneCh)
+			s.doneCh = nil
+		}
+		s.mu.Unlock()
+	}
+}
+
+// write writes batch: retrying transient errors, splitting on others, counting the outcome.
+func (w *Writer[T]) write(batch []T) {
+	for attempt := 1; ; attempt++ {
+		if w.aborted() {
+			w.fail(batch, fmt.Errorf("%s: close gave up before the write", w.cfg.Store), attempt-1)
+			return
+		}
+		err := w.call(batch)
+		if err == nil {
+			w.count(&w.success, len(batch))
+			return
+		}
+		if w.aborted() {
+			w.fail(batch, err, attempt)
+			return
+		}
+		if !w.transient(err) {
+			if len(batch) == 1 {
+				w.fail(batch, err, attempt)
+				return
+			}
+			// Isolate the bad item(s): each half is written (and split again) in turn.
+			mid := len(batch) / 2
+			w.write(batch[:mid])
+			w.write(batch[mid:])
+			return
+		}
+		if max := w.opts.Retry.MaxAttempts; max > 0 && attempt >= max {
+			w.fail(batch, err, attempt)
+			return
+		}
+		w.retried.Add(1)
+		d := w.backoff(attempt)
+		w.log.Warn("write failed, retrying", "count", len(batch), "attempt", attempt, "backoff", d, "error", err)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-w.abort:
+			t.Stop()
+		}
+	}
+}
+
+func (w *Writer[T]) count(c *atomic.Uint64, n int) {
+	c.Add(uint64(n))
+	w.inflight.Add(-int64(n))
+}
+
+func (w *Writer[T]) fail(batch []T, err error, attempts int) {
+	w.count(&w.failed, len(batch))
+	w.log.Error("writes failed", "count", len(batch), "attempts", attempts, "error", err)
+}
+
+func (w *Writer[T]) aborted() bool {
+	select {
+	case <-w.abort:
+		return true
+	default:
+		return false
+	}
+}
+
+// panicError is a Flush that panicked; it is never transient.
+type panicError struct{ msg string }
+
+func (e *panicError) Error() string { return e.msg }
+
+// call runs Flush on batch within the query timeout, turning a panic into an error.
+func (w *Writer[T]) call(batch []T) (err error) {
+	ctx, cancel := context.WithTimeout(w.base, w.opts.QueryTimeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{fmt.Sprintf("%s: flush of %d writes panicked: %v", w.cfg.Store, len(batch), r)}
+			w.log.Error("flush panicked", "count", len(batch), "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	return w.cfg.Flush(ctx, batch)
+}
+
+func (w *Writer[T]) transient(err error) bool {
+	if _, ok := errors.AsType[*panicError](err); ok {
+		return false
+	}
+	return w.cfg.Transient == nil || w.cfg.Transient(err)
+}
+
+// backoff is the wait before retry number attempt: exponential from MinBackoff, capped at
+// MaxBackoff, with "equal jitter" (between half and all of it) so that shards and writers
+// hitting the same outage do not retry in step.
+func (w *Writer[T]) backoff(attempt int) time.Duration {
+	d := w.opts.Retry.MinBackoff
+	for i := 1; i < attempt && d < w.opts.Retry.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, w.opts.Retry.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+// Flush waits until every item enqueued before the call has been written or has failed (and
+// been counted), or ctx is done. Partial batches are flushed at once rather than after
+// BatchInterval. It implements hook.Flusher for the stores.
+func (w *Writer[T]) Flush(ctx context.Context) error {
+	targets := make([]uint64, len(w.shards))
+	for i, s := range w.shards {
+		s.mu.Lock()
+		targets[i] = s.enq
+		pending := s.done < s.enq
+		if pending {
+			s.want = max(s.want, s.enq)
+		}
+		s.mu.Unlock()
+		if pending {
+			poke(s.wake)
+		}
+	}
+	for i, s := range w.shards {
+		for {
+			s.mu.Lock()
+			if s.done >= targets[i] {
+				s.mu.Unlock()
+				break
+			}
+			if s.doneCh == nil {
+				s.doneCh = make(chan struct{})
+			}
+			ch := s.doneCh
+			s.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return fmt.Errorf("%s: flush: %w", w.cfg.Store, ctx.Err())
+			}
+		}
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters. Matched counts every Enqueue call, so that once
+// the writer is idle Matched == Success + Failed + the sum of Dropped (Queued and Inflight 0).
+func (w *Writer[T]) Stats() Stats {
+	st := Stats{
+		Success:  w.success.Load(),
+		Failed:   w.failed.Load(),
+		Retried:  w.retried.Load(),
+		Inflight: int(w.inflight.Load()),
+		Dropped: map[string]uint64{
+			DropQueueFull: w.dropped[0].n.Load(),
+			DropClosed:    w.dropped[1].n.Load(),
+		},
+	}
+	st.Matched = st.Dropped[DropQueueFull] + st.Dropped[DropClosed]
+	for _, s := range w.shards {
+		s.mu.Lock()
+		st.Matched += s.enq
+		st.Queued += s.q.n
+		s.mu.Unlock()
+	}
+	return st
+}
+
+// Close stops accepting items (Enqueue then fails with ErrClosed) and writes out what is
+// queued, retrying as usual, until done or until ctx is done. In that case it gives up: queued
+// items are counted as failed, flushes in progress have their context canceled, and the
+// error, wrapping ctx.Err(), says how many items were not written. A second Close returns an
+// error wrapping ErrClosed.
+func (w *Writer[T]) Close(ctx context.Context) error {
+	if !w.closing.CompareAndSwap(false, true) {
+		return fmt.Errorf("%s: close: %w", w.cfg.Store, ErrClosed)
+	}
+	for _, s := range w.shards {
+		s.mu.Lock()
+		s.closed = true
+		if s.room != nil {
+			close(s.room)
+			s.room = nil
+		}
+		s.mu.Unlock()
+		poke(s.wake)
+	}
+	drained := make(chan struct{})
+	go func() {
+		w.wg.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+		w.cancel()
+		return nil
+	case <-ctx.Done():
+	}
+	close(w.abort)
+	w.cancel()
+	abandoned := 0
+	for _, s := range w.shards {
+		s.mu.Lock()
+		k := s.q.n
+		s.q.discard()
+		s.done += uint64(k)
+		if s.doneCh != nil {
+			close(s.doneCh)
+			s.doneCh = nil
+		}
+		s.mu.Unlock()
+		abandoned += k
+	}
+	w.failed.Add(uint64(abandoned))
+	inflight := w.inflight.Load()
+	err := fmt.Errorf("%s: close: %d writes not written (%d abandoned in the queue, %d in flushes not yet returned): %w",
+		w.cfg.Store, abandoned+int(inflight), abandoned, inflight, ctx.Err())
+	w.log.Error("close gave up", "error", err)
+	return err
+}
+
+// ring is a FIFO queue in a circular buffer that grows, by doubling, up to the bound its
+// caller enforces.
+type ring[T any] struct {
+	buf     []T
+	head, n int
+}
+
+func (r *ring[T]) push(v T, bound int) {
+	if r.n == len(r.buf) {
+		r.grow(bound)
+	}
+	i := r.head + r.n
+	if i >= len(r.buf) {
+		i -= len(r.buf)
+	}
+	r.buf[i] = v
+	r.n++
+}
+
+func (r *ring[T]) grow(bound int) {
+	size := min(max(2*len(r.buf), 64), bound)
+	buf := make([]T, size)
+	k := copy(buf, r.buf[r.head:])
+	copy(buf[k:], r.buf[:r.head])
+	r.buf, r.head = buf, 0
+}
+
+// pop appends up to k items to dst, oldest first, and returns it.
+func (r *ring[T]) pop(dst []T, k int) []T {
+	k = min(k, r.n)
+	end := r.head + k
+	if end <= len(r.buf) {
+		dst = append(dst, r.buf[r.head:end]...)
+		clear(r.buf[r.head:end])
+	} else {
+		end -= len(r.buf)
+		dst = append(dst, r.buf[r.head:]...)
+		dst = append(dst, r.buf[:end]...)
+		clear(r.buf[r.head:])
+		clear(r.buf[:end])
+	}
+	r.head, r.n = end, r.n-k
+	if r.head == len(r.buf) || r.n == 0 {
+		r.head = 0
+	}
+	return dst
+}
+
+func (r *ring[T]) discard() {
+	clear(r.buf)
+	r.head, r.n = 0, 0
+}
