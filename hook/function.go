@@ -1,5 +1,7 @@
 package hook
 
+import "slices"
+
 // The built-in function names, the same in every store that supports them (ARCHITECTURE.md).
 // A rule's Action.Function is one of these; a store's Prepare says which it supports.
 const (
@@ -34,8 +36,18 @@ type FunctionInfo struct {
 	Lookup bool    // it answers a lookup (LookupAction) rather than writing (WriteAction)
 }
 
-// Functions lists every built-in function. It must not be modified.
-var Functions = map[string]FunctionInfo{
+// LookupFunction reports where the built-in function name may be used, and whether it is a
+// lookup; ok is false for a name that is not a built-in function.
+func LookupFunction(name string) (info FunctionInfo, ok bool) {
+	info, ok = functions[name]
+	info.Points = slices.Clone(info.Points) // the table stays immutable
+	return info, ok
+}
+
+// AllowedAt reports whether a rule at point p may use the function.
+func (f FunctionInfo) AllowedAt(p Point) bool { return slices.Contains(f.Points, p) }
+
+var functions = map[string]FunctionInfo{
 	OnClientConnected:    {Points: []Point{ClientConnected}},
 	OnClientDisconnected: {Points: []Point{ClientDisconnected}},
 	OnSubscribeLookup:    {Points: []Point{SessionCreated, ClientConnected}, Lookup: true},
