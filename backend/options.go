@@ -35,10 +35,10 @@ type Options struct {
 }
 
 // Retry is how transient write errors are retried: with exponential backoff from MinBackoff
-// to MaxBackoff, MaxAttempts times at most (0: until the writer is closed, so a database that is
-// down loses nothing while the queue has room).
+// to MaxBackoff (with jitter), MaxAttempts times at most (0: until the writer is closed, so a
+// database that is down loses nothing while the queue has room).
 type Retry struct {
-	MaxAttempts int
+	MaxAttempts int // tries of a batch, the first included; 1 means no retry
 	MinBackoff  time.Duration // default 50ms
 	MaxBackoff  time.Duration // default 5s
 }

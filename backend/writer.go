@@ -123,10 +123,13 @@ func NewWriter[T any](cfg WriterConfig[T]) *Writer[T] {
 		errClosed: fmt.Errorf("%s: writer %w: %w", cfg.Store, ErrClosed, ErrDropped),
 	}
 	w.base, w.cancel = context.WithCancel(context.Background())
-	perShard := (opts.QueueSize + cfg.Shards - 1) / cfg.Shards
 	w.shards = make([]*shard[T], cfg.Shards)
 	for i := range w.shards {
-		s := &shard[T]{max: perShard, wake: make(chan struct{}, 1)}
+		bound := opts.QueueSize / cfg.Shards
+		if i < opts.QueueSize%cfg.Shards {
+			bound++
+		}
+		s := &shard[T]{max: max(bound, 1), wake: make(chan struct{}, 1)}
 		w.shards[i] = s
 		w.wg.Add(1)
 		go w.run(s)

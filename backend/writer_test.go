@@ -1,0 +1,764 @@
+package backend_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mqttstore/mqttstore/backend"
+)
+
+// item is what the tests queue: a client ID (the ordering key) and a sequence number.
+type item struct {
+	key string
+	seq int
+}
+
+func itemKey(it item) string { return it.key }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// memStore is a Flush target that records what it wrote, in order, like a database would.
+type memStore struct {
+	mu      sync.Mutex
+	written []item
+	batches [][]item
+	calls   int
+	// fail, when set, is called before a batch is written; an error means nothing of the
+	// batch was written (a rolled-back transaction).
+	fail func(call int, batch []item) error
+	sig  chan int // if set, gets len(batch) after each successful flush
+}
+
+func (m *memStore) flush(_ context.Context, batch []item) error {
+	m.mu.Lock()
+	m.calls++
+	call := m.calls
+	m.mu.Unlock()
+	if m.fail != nil {
+		if err := m.fail(call, batch); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	m.written = append(m.written, batch...)
+	m.batches = append(m.batches, append([]item(nil), batch...))
+	m.mu.Unlock()
+	if m.sig != nil {
+		m.sig <- len(batch)
+	}
+	return nil
+}
+
+func (m *memStore) snapshot() (written []item, batches [][]item, calls int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]item(nil), m.written...), append([][]item(nil), m.batches...), m.calls
+}
+
+func newWriter(t *testing.T, cfg backend.WriterConfig[item]) *backend.Writer[item] {
+	t.Helper()
+	if cfg.Store == "" {
+		cfg.Store = "test"
+	}
+	if cfg.Options.Logger == nil {
+		cfg.Options.Logger = quiet
+	}
+	w := backend.NewWriter(cfg)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		w.Close(ctx)
+	})
+	return w
+}
+
+func enqueueAll(t *testing.T, w *backend.Writer[item], items ...item) {
+	t.Helper()
+	for _, it := range items {
+		if err := w.Enqueue(it); err != nil {
+			t.Fatalf("Enqueue(%v): %v", it, err)
+		}
+	}
+}
+
+func seqItems(key string, n int) []item {
+	items := make([]item, n)
+	for i := range items {
+		items[i] = item{key, i}
+	}
+	return items
+}
+
+func flush(t *testing.T, w *backend.Writer[item]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10s (a liveness bound, not a
+// performance assertion).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func checkStats(t *testing.T, got backend.Stats, want backend.Stats) {
+	t.Helper()
+	if want.Dropped == nil {
+		want.Dropped = map[string]uint64{}
+	}
+	for _, r := range []string{backend.DropQueueFull, backend.DropClosed} {
+		if got.Dropped[r] != want.Dropped[r] {
+			t.Errorf("Stats.Dropped[%q] = %d, want %d", r, got.Dropped[r], want.Dropped[r])
+		}
+	}
+	got.Dropped, want.Dropped = nil, nil
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Stats = %+v, want %+v", got, want)
+	}
+}
+
+// checkQuiescent checks the counters add up once the writer is idle.
+func checkQuiescent(t *testing.T, st backend.Stats) {
+	t.Helper()
+	var dropped uint64
+	for _, n := range st.Dropped {
+		dropped += n
+	}
+	if st.Queued != 0 || st.Inflight != 0 {
+		t.Errorf("idle writer: Queued = %d, Inflight = %d, want 0", st.Queued, st.Inflight)
+	}
+	if st.Matched != st.Success+st.Failed+dropped {
+		t.Errorf("Matched %d != Success %d + Failed %d + Dropped %d", st.Matched, st.Success, st.Failed, dropped)
+	}
+}
+
+func TestWriterSizeTriggeredFlush(t *testing.T) {
+	m := &memStore{sig: make(chan int, 10)}
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{BatchSize: 10, BatchInterval: time.Hour},
+		Flush:   m.flush,
+	})
+	enqueueAll(t, w, seqItems("c", 25)...)
+	// Two full batches go out although the interval is an hour away.
+	for range 2 {
+		select {
+		case n := <-m.sig:
+			if n != 10 {
+				t.Fatalf("size-triggered batch of %d, want 10", n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no size-triggered flush")
+		}
+	}
+	if st := w.Stats(); st.Queued != 5 {
+		t.Errorf("Queued = %d, want the partial batch of 5 to wait", st.Queued)
+	}
+	flush(t, w)
+	written, batches, _ := m.snapshot()
+	if len(batches) != 3 || len(batches[2]) != 5 {
+		t.Errorf("batches %v, want 10, 10, 5", batches)
+	}
+	for i, it := range written {
+		if it.seq != i {
+			t.Fatalf("written[%d] = %v, want seq %d", i, it, i)
+		}
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 25, Success: 25})
+}
+
+func TestWriterTimeTriggeredFlush(t *testing.T) {
+	m := &memStore{sig: make(chan int, 10)}
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{BatchSize: 1000, BatchInterval: 300 * time.Millisecond},
+		Flush:   m.flush,
+	})
+	enqueueAll(t, w, seqItems("c", 3)...)
+	select {
+	case n := <-m.sig:
+		// The three items were enqueued well within the interval: they go out together.
+		if n != 3 {
+			t.Errorf("time-triggered batch of %d, want 3", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("partial batch never flushed by time")
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 3, Success: 3})
+}
+
+func TestWriterFlushWaits(t *testing.T) {
+	m := &memStore{}
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{BatchSize: 1000, BatchInterval: time.Hour},
+		Flush:   m.flush,
+	})
+	enqueueAll(t, w, seqItems("c", 5)...)
+	flush(t, w) // does not wait for the hour
+	if written, _, _ := m.snapshot(); len(written) != 5 {
+		t.Fatalf("after Flush, %d written, want 5", len(written))
+	}
+	flush(t, w) // nothing pending: returns at once
+	if _, _, calls := m.snapshot(); calls != 1 {
+		t.Errorf("%d flush calls, want 1", calls)
+	}
+
+	// A Flush whose ctx ends before the database answers returns the ctx error.
+	gate := make(chan struct{})
+	m.fail = func(int, []item) error { <-gate; return nil }
+	enqueueAll(t, w, item{"c", 5})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Flush with a stuck database = %v, want DeadlineExceeded", err)
+	}
+	close(gate)
+	flush(t, w)
+	checkStats(t, w.Stats(), backend.Stats{Matched: 6, Success: 6})
+}
+
+var errTransient = errors.New("connection reset")
+var errBadRow = errors.New("value too long for column")
+
+func isTransientTest(err error) bool { return errors.Is(err, errTransient) }
+
+func TestWriterRetriesTransient(t *testing.T) {
+	m := &memStore{fail: func(call int, _ []item) error {
+		if call <= 2 {
+			return errTransient
+		}
+		return nil
+	}}
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options:   backend.Options{BatchSize: 100, Retry: backend.Retry{MinBackoff: time.Millisecond}},
+		Flush:     m.flush,
+		Transient: isTransientTest,
+	})
+	enqueueAll(t, w, seqItems("c", 50)...)
+	flush(t, w)
+	written, batches, calls := m.snapshot()
+	if calls != 3 || len(batches) != 1 || len(written) != 50 {
+		t.Errorf("calls %d, batches %d, written %d; want 3 calls for one batch of 50", calls, len(batches), len(written))
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 50, Success: 50, Retried: 2})
+}
+
+func TestWriterRetryGivesUp(t *testing.T) {
+	m := &memStore{fail: func(int, []item) error { return errTransient }}
+	var logs bytes.Buffer
+	w := newWriter(t, backend.WriterConfig[item]{
+		Store: "sqlstore/test",
+		Options: backend.Options{
+			BatchSize: 100,
+			Retry:     backend.Retry{MaxAttempts: 3, MinBackoff: time.Millisecond},
+			Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
+		},
+		Flush:     m.flush,
+		Transient: isTransientTest,
+	})
+	enqueueAll(t, w, seqItems("c", 20)...)
+	flush(t, w)
+	if _, _, calls := m.snapshot(); calls != 3 {
+		t.Errorf("%d attempts, want MaxAttempts = 3", calls)
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 20, Failed: 20, Retried: 2})
+	out := logs.String()
+	if !strings.Contains(out, "store=sqlstore/test") || !strings.Contains(out, "connection reset") || !strings.Contains(out, "count=20") {
+		t.Errorf("failure log lacks store, error or count:\n%s", out)
+	}
+}
+
+func TestWriterIsolatesBadItems(t *testing.T) {
+	bad := map[int]bool{137: true, 400: true}
+	m := &memStore{fail: func(_ int, batch []item) error {
+		for _, it := range batch {
+			if bad[it.seq] {
+				return fmt.Errorf("row %d: %w", it.seq, errBadRow)
+			}
+		}
+		return nil
+	}}
+	var logs bytes.Buffer
+	w := newWriter(t, backend.WriterConfig[item]{
+		Store:     "sqlstore/test",
+		Options:   backend.Options{BatchSize: 500, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		Flush:     m.flush,
+		Transient: isTransientTest,
+	})
+	enqueueAll(t, w, seqItems("c", 500)...)
+	flush(t, w)
+	written, _, calls := m.snapshot()
+	if len(written) != 498 {
+		t.Fatalf("%d written, want 498 (all but the 2 bad rows)", len(written))
+	}
+	prev := -1
+	for _, it := range written {
+		if bad[it.seq] || it.seq <= prev {
+			t.Fatalf("written out of order or a bad row written: %v after seq %d", it, prev)
+		}
+		prev = it.seq
+	}
+	if calls > 40 {
+		t.Errorf("%d flush calls to isolate 2 bad rows in 500, want a bisection (<= 40)", calls)
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 500, Success: 498, Failed: 2})
+	for _, want := range []string{"store=sqlstore/test", "row 137: value too long", "row 400: value too long"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+func TestWriterRecoversFlushPanic(t *testing.T) {
+	m := &memStore{fail: func(_ int, batch []item) error {
+		for _, it := range batch {
+			if it.seq == 3 {
+				var m map[int]int
+				m[it.seq] = 1 // a store bug on one item
+			}
+		}
+		return nil
+	}}
+	var logs bytes.Buffer
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{BatchSize: 10, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		Flush:   m.flush,
+		// every error transient: a panic is still not retried
+	})
+	enqueueAll(t, w, seqItems("c", 10)...)
+	flush(t, w)
+	if written, _, _ := m.snapshot(); len(written) != 9 {
+		t.Errorf("%d written, want 9", len(written))
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 10, Success: 9, Failed: 1})
+	if !strings.Contains(logs.String(), "assignment to entry in nil map") {
+		t.Errorf("panic not logged:\n%s", logs.String())
+	}
+}
+
+// gatedStore blocks every flush until its gate is closed.
+func gatedStore() (*memStore, chan struct{}) {
+	gate := make(chan struct{})
+	return &memStore{fail: func(int, []item) error { <-gate; return nil }}, gate
+}
+
+func TestWriterOverflowDrop(t *testing.T) {
+	m, gate := gatedStore()
+	var logs bytes.Buffer
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{QueueSize: 10, BatchSize: 1, Overflow: backend.OverflowDrop,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		Flush: m.flush,
+	})
+	enqueueAll(t, w, item{"c", 0})
+	waitFor(t, "the first item in flight", func() bool { return w.Stats().Inflight == 1 })
+	enqueueAll(t, w, seqItems("c", 10)...)
+	for range 3 {
+		if err := w.Enqueue(item{"c", 99}); !errors.Is(err, backend.ErrDropped) || errors.Is(err, backend.ErrClosed) {
+			t.Fatalf("Enqueue on a full queue = %v, want ErrDropped", err)
+		}
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 14, Queued: 10, Inflight: 1,
+		Dropped: map[string]uint64{backend.DropQueueFull: 3}})
+	if !strings.Contains(logs.String(), "reason=queue_full") {
+		t.Errorf("drop not logged:\n%s", logs.String())
+	}
+	close(gate)
+	flush(t, w)
+	checkStats(t, w.Stats(), backend.Stats{Matched: 14, Success: 11,
+		Dropped: map[string]uint64{backend.DropQueueFull: 3}})
+}
+
+func TestWriterOverflowBlock(t *testing.T) {
+	m, gate := gatedStore()
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{QueueSize: 2, BatchSize: 1},
+		Flush:   m.flush,
+	})
+	enqueueAll(t, w, item{"c", 0})
+	waitFor(t, "the first item in flight", func() bool { return w.Stats().Inflight == 1 })
+	enqueueAll(t, w, item{"c", 1}, item{"c", 2})
+
+	// EnqueueContext gives up when its ctx ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err := w.EnqueueContext(ctx, item{"c", 99})
+	if !errors.Is(err, backend.ErrDropped) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("EnqueueContext on a full queue = %v, want ErrDropped and DeadlineExceeded", err)
+	}
+
+	// Enqueue waits for room, and gets it once the database moves.
+	done := make(chan error, 1)
+	go func() { done <- w.Enqueue(item{"c", 3}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Enqueue on a full queue returned %v, want it to wait", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(gate)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("blocked Enqueue = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocked Enqueue never got room")
+	}
+	flush(t, w)
+	written, _, _ := m.snapshot()
+	if len(written) != 4 || written[3].seq != 3 {
+		t.Errorf("written %v, want seq 0..3", written)
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 5, Success: 4, Dropped: map[string]uint64{backend.DropQueueFull: 1}})
+}
+
+func TestWriterCloseReleasesBlockedEnqueue(t *testing.T) {
+	m, gate := gatedStore()
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{QueueSize: 1, BatchSize: 1},
+		Flush:   m.flush,
+	})
+	enqueueAll(t, w, item{"c", 0})
+	waitFor(t, "the first item in flight", func() bool { return w.Stats().Inflight == 1 })
+	enqueueAll(t, w, item{"c", 1})
+	done := make(chan error, 1)
+	go func() { done <- w.Enqueue(item{"c", 2}) }()
+	closed := make(chan error, 1)
+	go func() { closed <- w.Close(context.Background()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, backend.ErrClosed) || !errors.Is(err, backend.ErrDropped) {
+			t.Fatalf("Enqueue blocked across Close = %v, want ErrClosed and ErrDropped", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not release a blocked Enqueue")
+	}
+	close(gate)
+	if err := <-closed; err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 3, Success: 2, Dropped: map[string]uint64{backend.DropClosed: 1}})
+}
+
+func TestWriterCloseDrains(t *testing.T) {
+	m := &memStore{}
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{BatchSize: 64, BatchInterval: time.Hour},
+		Flush:   m.flush,
+	})
+	enqueueAll(t, w, seqItems("c", 1000)...)
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+	if written, _, _ := m.snapshot(); len(written) != 1000 {
+		t.Fatalf("Close wrote %d of 1000", len(written))
+	}
+	err := w.Enqueue(item{"c", 1000})
+	if !errors.Is(err, backend.ErrClosed) || !errors.Is(err, backend.ErrDropped) {
+		t.Errorf("Enqueue after Close = %v, want ErrClosed and ErrDropped", err)
+	}
+	if err := w.Close(context.Background()); !errors.Is(err, backend.ErrClosed) {
+		t.Errorf("second Close = %v, want ErrClosed", err)
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 1001, Success: 1000, Dropped: map[string]uint64{backend.DropClosed: 1}})
+	flush(t, w) // nothing left: Flush after Close returns
+}
+
+func TestWriterCloseDeadlineWithHungFlush(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	m := &memStore{fail: func(int, []item) error { <-hang; return nil }} // ignores its ctx
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{BatchSize: 4},
+		Flush:   m.flush,
+	})
+	enqueueAll(t, w, seqItems("c", 10)...)
+	waitFor(t, "a batch in flight", func() bool { return w.Stats().Inflight == 4 })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := w.Close(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close with a hung flush = %v, want DeadlineExceeded", err)
+	}
+	if !strings.Contains(err.Error(), "10 writes not written (6 abandoned in the queue, 4 in flushes") {
+		t.Errorf("Close error does not count what was left: %v", err)
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 10, Failed: 6, Inflight: 4})
+}
+
+func TestWriterCloseDeadlineWhileRetrying(t *testing.T) {
+	// The database is down; retries go on (MaxAttempts 0) until Close gives up.
+	m := &memStore{fail: func(int, []item) error { return errTransient }}
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options:   backend.Options{BatchSize: 5, Retry: backend.Retry{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}},
+		Flush:     m.flush,
+		Transient: isTransientTest,
+	})
+	enqueueAll(t, w, seqItems("c", 12)...)
+	waitFor(t, "retries", func() bool { return w.Stats().Retried >= 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want DeadlineExceeded", err)
+	}
+	waitFor(t, "the retrying batch to give up", func() bool { return w.Stats().Inflight == 0 })
+	st := w.Stats()
+	if st.Failed != 12 || st.Success != 0 {
+		t.Errorf("Stats %+v, want all 12 failed", st)
+	}
+	checkQuiescent(t, st)
+}
+
+// TestWriterOrderPerKey runs many producers, each owning its keys, through 4 shards with
+// transient failures, and checks that every key's items are written once, in order, and never
+// by two flushes at once.
+func TestWriterOrderPerKey(t *testing.T) {
+	const producers, keysPer, perKey = 16, 8, 200
+	var (
+		mu       sync.Mutex
+		next     = map[string]int{}
+		inflight = map[string]bool{}
+		calls    atomic.Int64
+	)
+	flushFn := func(_ context.Context, batch []item) error {
+		if calls.Add(1)%7 == 0 {
+			return errTransient // retried: the batch must come back whole, before later items
+		}
+		keys := map[string]bool{}
+		mu.Lock()
+		for _, it := range batch {
+			if !keys[it.key] {
+				if inflight[it.key] {
+					mu.Unlock()
+					return fmt.Errorf("key %s flushed concurrently", it.key)
+				}
+				keys[it.key] = true
+				inflight[it.key] = true
+			}
+		}
+		mu.Unlock()
+		time.Sleep(time.Duration(rand.IntN(100)) * time.Microsecond)
+		mu.Lock()
+		defer mu.Unlock()
+		for k := range keys {
+			delete(inflight, k)
+		}
+		for _, it := range batch {
+			if it.seq != next[it.key] {
+				return fmt.Errorf("key %s: got seq %d, want %d", it.key, it.seq, next[it.key])
+			}
+			next[it.key]++
+		}
+		return nil
+	}
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{BatchSize: 37, QueueSize: 256, Retry: backend.Retry{MinBackoff: 10 * time.Microsecond, MaxBackoff: time.Millisecond},
+			Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, &slog.HandlerOptions{Level: slog.LevelError}))},
+		Flush:     flushFn,
+		Key:       itemKey,
+		Shards:    4,
+		Transient: isTransientTest,
+	})
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			for i := range perKey {
+				for k := range keysPer {
+					if err := w.Enqueue(item{fmt.Sprintf("p%d-k%d", p, k), i}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	flush(t, w)
+	logMu.Lock()
+	if logs.Len() > 0 {
+		t.Errorf("errors logged:\n%s", logs.String())
+	}
+	logMu.Unlock()
+	mu.Lock()
+	for p := range producers {
+		for k := range keysPer {
+			if key := fmt.Sprintf("p%d-k%d", p, k); next[key] != perKey {
+				t.Errorf("key %s: %d written, want %d", key, next[key], perKey)
+			}
+		}
+	}
+	mu.Unlock()
+	st := w.Stats()
+	if st.Retried == 0 {
+		t.Error("no retries happened; the test lost its point")
+	}
+	checkStats(t, st, backend.Stats{Matched: producers * keysPer * perKey, Success: producers * keysPer * perKey, Retried: st.Retried})
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestWriterStress mixes everything: producers on many goroutines, a small queue that drops,
+// transient and permanent failures, Flush calls and Stats readers running alongside, then
+// checks that every item is accounted for exactly once.
+func TestWriterStress(t *testing.T) {
+	const producers, perProducer = 32, 2000
+	var (
+		mu     sync.Mutex
+		stored = map[item]int{}
+	)
+	flushFn := func(_ context.Context, batch []item) error {
+		switch r := rand.IntN(20); {
+		case r == 0:
+			return errTransient
+		case r == 1:
+			time.Sleep(time.Millisecond)
+		}
+		for _, it := range batch {
+			if it.seq%997 == 0 {
+				return errBadRow
+			}
+		}
+		mu.Lock()
+		for _, it := range batch {
+			stored[it]++
+		}
+		mu.Unlock()
+		return nil
+	}
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options:   backend.Options{BatchSize: 50, QueueSize: 512, Overflow: backend.OverflowDrop, Retry: backend.Retry{MinBackoff: 10 * time.Microsecond, MaxBackoff: 100 * time.Microsecond}},
+		Flush:     flushFn,
+		Key:       itemKey,
+		Shards:    3,
+		Transient: isTransientTest,
+	})
+	var accepted, dropped atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 2 { // observers
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				st := w.Stats()
+				if st.Queued < 0 || st.Inflight < 0 || st.Queued > 512 {
+					t.Errorf("impossible Stats %+v", st)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+				w.Flush(ctx)
+				cancel()
+			}
+		})
+	}
+	var pw sync.WaitGroup
+	for p := range producers {
+		pw.Go(func() {
+			for i := range perProducer {
+				err := w.Enqueue(item{fmt.Sprintf("p%d-%d", p, i%5), p*perProducer + i})
+				switch {
+				case err == nil:
+					accepted.Add(1)
+				case errors.Is(err, backend.ErrDropped):
+					dropped.Add(1)
+				default:
+					t.Error(err)
+				}
+			}
+		})
+	}
+	pw.Wait()
+	close(stop)
+	wg.Wait()
+	flush(t, w)
+	st := w.Stats()
+	checkQuiescent(t, st)
+	mu.Lock()
+	defer mu.Unlock()
+	for it, n := range stored {
+		if n != 1 {
+			t.Errorf("%v stored %d times", it, n)
+		}
+	}
+	if uint64(len(stored)) != st.Success {
+		t.Errorf("stored %d, Stats.Success %d", len(stored), st.Success)
+	}
+	if st.Matched != producers*perProducer || int64(st.Dropped[backend.DropQueueFull]) != dropped.Load() ||
+		int64(st.Success+st.Failed) != accepted.Load() {
+		t.Errorf("Stats %+v; accepted %d, dropped %d", st, accepted.Load(), dropped.Load())
+	}
+	if st.Failed == 0 {
+		t.Error("no permanent failures happened; the test lost its point")
+	}
+	t.Logf("%+v", st)
+}
+
+func TestStatsAdd(t *testing.T) {
+	a := backend.Stats{Matched: 10, Success: 5, Failed: 1, Retried: 2, Queued: 3, Inflight: 1,
+		Dropped: map[string]uint64{backend.DropQueueFull: 1}}
+	b := backend.Stats{Matched: 7, Success: 7, Dropped: map[string]uint64{backend.DropQueueFull: 2, "spool_full": 4}}
+	sum := a.Add(b)
+	if sum.Matched != 17 || sum.Success != 12 || sum.Failed != 1 || sum.Retried != 2 || sum.Queued != 3 || sum.Inflight != 1 ||
+		sum.Dropped[backend.DropQueueFull] != 3 || sum.Dropped["spool_full"] != 4 {
+		t.Errorf("Add = %+v", sum)
+	}
+	if a.Dropped[backend.DropQueueFull] != 1 {
+		t.Error("Add modified its receiver's Dropped map")
+	}
+}
+
+func TestIsTransient(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{errBadRow, false},
+		{context.Canceled, false},
+		{refused, true},
+		{fmt.Errorf("insert: %w", refused), true},
+		{fmt.Errorf("read: %w", syscall.ECONNRESET), true},
+		{fmt.Errorf("query: %w", context.DeadlineExceeded), true},
+		{io.ErrUnexpectedEOF, true},
+		{&net.DNSError{Err: "timeout", IsTimeout: true}, true},
+	} {
+		if got := backend.IsTransient(tc.err); got != tc.want {
+			t.Errorf("IsTransient(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
