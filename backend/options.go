@@ -38,7 +38,7 @@ type Options struct {
 // to MaxBackoff (with jitter), MaxAttempts times at most (0: until the writer is closed, so a
 // database that is down loses nothing while the queue has room).
 type Retry struct {
-	MaxAttempts int // tries of a batch, the first included; 1 means no retry
+	MaxAttempts int           // tries of a batch, the first included; 1 means no retry
 	MinBackoff  time.Duration // default 50ms
 	MaxBackoff  time.Duration // default 5s
 }
