@@ -1,0 +1,428 @@
+package hook
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqttstore/mqttstore/topic"
+)
+
+// DefaultLookupTimeout bounds a lookup when DispatcherOptions.LookupTimeout is zero.
+const DefaultLookupTimeout = 5 * time.Second
+
+var (
+	// ErrClosed is returned by a Dispatcher after Close.
+	ErrClosed = errors.New("hook: dispatcher closed")
+	// ErrInvalidEvent is returned by Dispatch for a nil event or a message event without a Message.
+	ErrInvalidEvent = errors.New("hook: invalid event")
+)
+
+// DispatcherOptions configure a Dispatcher. The zero value is ready to use.
+type DispatcherOptions struct {
+	// Logger receives registration details (debug) and rules that can never match (warn).
+	// Nil means slog.Default().
+	Logger *slog.Logger
+	// LookupTimeout bounds each Dispatch that runs lookups, on top of the caller's context:
+	// the broker should not stall a subscribe for long on a slow store. Zero means
+	// DefaultLookupTimeout; negative means the caller's context alone.
+	LookupTimeout time.Duration
+	// IDs makes the IDs of published messages that have none. Nil means NewIDGenerator(Node).
+	IDs *IDGenerator
+	// Node is the broker's node name, for the default IDs.
+	Node string
+}
+
+// ActionError is the failure of one rule's action for an event. Dispatch joins them (with
+// errors.Join) when several fail.
+type ActionError struct {
+	Backend string // the name the backend was registered under
+	Rule    string // the rule's Name
+	Point   Point
+	Err     error
+}
+
+func (e *ActionError) Error() string {
+	return fmt.Sprintf("hook: %v: backend %q, rule %q: %v", e.Point, e.Backend, e.Rule, e.Err)
+}
+
+func (e *ActionError) Unwrap() error { return e.Err }
+
+// Dispatcher runs the rules of every registered backend: for each event, the actions of the
+// rules at its point whose topic filter matches. Writes are handed to the stores, which
+// enqueue them; lookups run synchronously and their results are merged.
+//
+// A Dispatcher is safe for concurrent use. Register and Close may run concurrently with
+// Dispatch: Dispatch works on an immutable snapshot of the rules, reached through an atomic
+// pointer, so it never waits on a lock and never blocks another Dispatch; a Register becomes
+// visible to the Dispatch calls that start after it returns, all its rules at once.
+type Dispatcher struct {
+	log           *slog.Logger
+	lookupTimeout time.Duration
+	ids           *IDGenerator
+
+	mu       sync.Mutex // serialises Register and Close
+	backends []namedBackend
+	entries  []*entry
+	closed   bool
+	snap     atomic.Pointer[snapshot]
+}
+
+type namedBackend struct {
+	name string
+	b    Backend
+}
+
+// entry is a prepared rule: exactly one of write and lookup is set.
+type entry struct {
+	seq     int // registration order, which is the order results are merged in
+	backend string
+	rule    *Rule
+	write   WriteAction
+	lookup  LookupAction
+}
+
+// snapshot is an immutable view of the registered rules.
+type snapshot struct {
+	closed bool
+	points [numPoints]pointRules
+}
+
+type pointRules struct {
+	all      []*entry             // rules without a topic filter, by seq
+	filtered *topic.Index[*entry] // rules with one; nil if none
+}
+
+// NewDispatcher returns a Dispatcher with no backends.
+func NewDispatcher(opts DispatcherOptions) *Dispatcher {
+	d := &Dispatcher{log: opts.Logger, lookupTimeout: opts.LookupTimeout, ids: opts.IDs}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if d.lookupTimeout == 0 {
+		d.lookupTimeout = DefaultLookupTimeout
+	}
+	if d.ids == nil {
+		d.ids = NewIDGenerator(opts.Node)
+	}
+	d.snap.Store(new(snapshot))
+	return d
+}
+
+// Register adds backend b under name with its rules. Each rule is validated (Rule.Validate)
+// and handed to b.Prepare once; the action must be a LookupAction for a rule whose function
+// is a lookup (Rule.IsLookup) and a WriteAction otherwise. A rule without a Name is named
+// "<name>[i]" after its position. The dispatcher keeps its own copy of each rule.
+//
+// The error is a *RuleError naming the backend and the rule; then nothing is registered and
+// b is not closed. Names must be unique. After a successful Register, the Dispatcher owns b
+// and closes it in Close.
+func (d *Dispatcher) Register(name string, b Backend, rules ...Rule) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return ErrClosed
+	}
+	if b == nil {
+		return fmt.Errorf("hook: register %q: nil backend", name)
+	}
+	for _, nb := range d.backends {
+		if nb.name == name {
+			return fmt.Errorf("hook: register %q: a backend with that name is already registered", name)
+		}
+	}
+	added := make([]*entry, 0, len(rules))
+	for i := range rules {
+		r := new(Rule)
+		*r = rules[i]
+		if r.Name == "" {
+			r.Name = name + "[" + strconv.Itoa(i) + "]"
+		}
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("hook: register %q: %w", name, err)
+		}
+		act, err := b.Prepare(r)
+		if err != nil {
+			return fmt.Errorf("hook: register %q: %w", name, &RuleError{Rule: r.Name, Err: err})
+		}
+		e := &entry{seq: len(d.entries) + i, backend: name, rule: r}
+		var ok bool
+		if r.IsLookup() {
+			e.lookup, ok = act.(LookupAction)
+		} else {
+			e.write, ok = act.(WriteAction)
+		}
+		if !ok {
+			want := "WriteAction"
+			if r.IsLookup() {
+				want = "LookupAction"
+			}
+			return fmt.Errorf("hook: register %q: %w", name,
+				&RuleError{Rule: r.Name, Field: "action", Err: fmt.Errorf("%w: Prepare returned %T, want a %s", ErrActionType, act, want)})
+		}
+		if r.Topic != "" && !hasTopic(r.Point) {
+			d.log.Warn("hook: rule has a topic filter but its events have no topic; it never matches",
+				"backend", name, "rule", r.Name, "point", r.Point, "topic", r.Topic)
+		}
+		d.log.Debug("hook: rule registered", "backend", name, "rule", r.Name, "point", r.Point, "topic", r.Topic, "lookup", r.IsLookup())
+		added = append(added, e)
+	}
+	d.backends = append(d.backends, namedBackend{name, b})
+	d.entries = append(d.entries, added...)
+	d.snap.Store(buildSnapshot(d.entries))
+	return nil
+}
+
+// hasTopic reports whether events at p have a topic (or filter) for rules to match.
+func hasTopic(p Point) bool { return p >= SessionSubscribed }
+
+func buildSnapshot(entries []*entry) *snapshot {
+	s := new(snapshot)
+	for _, e := range entries {
+		pr := &s.points[e.rule.Point]
+		if e.rule.Topic == "" {
+			pr.all = append(pr.all, e)
+			continue
+		}
+		if pr.filtered == nil {
+			pr.filtered = topic.NewIndex[*entry]()
+		}
+		pr.filtered.Add(e.rule.Topic, e)
+	}
+	return s
+}
+
+// Dispatch runs the actions of the rules that match e: every matching write, then every
+// matching lookup (concurrently when there are several) under ctx, bounded by the
+// LookupTimeout. It returns the merged results of the lookups (see MergeResults), and the
+// failed actions' *ActionError values joined with errors.Join, together with the results of
+// the actions that succeeded. An event that no rule matches costs a few nanoseconds.
+//
+// Rules without a topic filter match every event of their point. Rules with one match the
+// message topic of message events and the subscription's filter of session.subscribed and
+// session.unsubscribed (the filter is matched as a topic name, literally, as EMQX does:
+// rule "queue/#" matches the subscription "queue/+/x"; a shared subscription
+// "$share/<group>/<filter>" or "$queue/<filter>" is matched by its <filter>). A filter whose
+// first level is a wildcard does not match topics starting with '$'.
+//
+// A message.publish event whose Message.ID is empty gets a new ID from the IDGenerator
+// first, whether or not a rule matches, so that the broker can carry the same ID into the
+// deliver and acked events. This writes to the caller's Message.
+func (d *Dispatcher) Dispatch(ctx context.Context, e Event) (Result, error) {
+	t, err := d.eventTopic(e)
+	if err != nil {
+		return Result{}, err
+	}
+	s := d.snap.Load()
+	if s.closed {
+		return Result{}, ErrClosed
+	}
+	pr := &s.points[e.Point()]
+	var buf [4]*entry // enough for most events: no allocation
+	matched := buf[:0]
+	if t != "" && pr.filtered != nil {
+		matched = pr.filtered.MatchAppend(matched, t)
+	}
+	if len(pr.all) == 0 && len(matched) == 0 {
+		return Result{}, nil
+	}
+	return d.run(ctx, e, pr.all, matched)
+}
+
+// eventTopic checks e, gives a publish event its ID, and returns what rule filters match.
+func (d *Dispatcher) eventTopic(e Event) (string, error) {
+	switch ev := e.(type) {
+	case *ConnectedEvent:
+		if ev != nil {
+			return "", nil
+		}
+	case *DisconnectedEvent:
+		if ev != nil {
+			return "", nil
+		}
+	case *SessionCreatedEvent:
+		if ev != nil {
+			return "", nil
+		}
+	case *SubscribedEvent:
+		if ev != nil {
+			return realFilter(ev.Topic), nil
+		}
+	case *UnsubscribedEvent:
+		if ev != nil {
+			return realFilter(ev.Topic), nil
+		}
+	case *PublishEvent:
+		if ev != nil && ev.Message != nil {
+			if ev.Message.ID == "" {
+				ev.Message.ID = d.ids.Next()
+			}
+			return ev.Message.Topic, nil
+		}
+	case *DeliverEvent:
+		if ev != nil && ev.Message != nil {
+			return ev.Message.Topic, nil
+		}
+	case *AckedEvent:
+		if ev != nil && ev.Message != nil {
+			return ev.Message.Topic, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %T is nil or has no Message", ErrInvalidEvent, e)
+}
+
+// realFilter strips a shared-subscription prefix.
+func realFilter(f string) string {
+	if f != "" && f[0] == '$' {
+		if _, real, shared := topic.ParseShared(f); shared {
+			return real
+		}
+	}
+	return f
+}
+
+// run runs the matched actions: all (the rules without a filter) and filtered, each sorted
+// by seq after this, merged in seq order.
+func (d *Dispatcher) run(ctx context.Context, e Event, all, filtered []*entry) (Result, error) {
+	slices.SortFunc(filtered, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
+	var errs []error
+	var lookups []*entry
+	for i, j := 0, 0; i < len(all) || j < len(filtered); {
+		var en *entry
+		if j == len(filtered) || i < len(all) && all[i].seq < filtered[j].seq {
+			en, i = all[i], i+1
+		} else {
+			en, j = filtered[j], j+1
+		}
+		if en.lookup != nil {
+			lookups = append(lookups, en)
+		} else if err := en.write.Write(e); err != nil {
+			errs = append(errs, en.fail(err))
+		}
+	}
+	if len(lookups) == 0 {
+		return Result{}, errors.Join(errs...)
+	}
+	if d.lookupTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.lookupTimeout)
+		defer cancel()
+	}
+	results := make([]Result, len(lookups))
+	lookupErrs := make([]error, len(lookups))
+	lookup := func(i int) {
+		r, err := lookups[i].lookup.Lookup(ctx, e)
+		results[i] = r
+		if err != nil {
+			lookupErrs[i] = lookups[i].fail(err)
+		}
+	}
+	if len(lookups) == 1 {
+		lookup(0)
+	} else {
+		var wg sync.WaitGroup
+		for i := range lookups {
+			wg.Go(func() { lookup(i) })
+		}
+		wg.Wait()
+	}
+	return MergeResults(results...), errors.Join(append(errs, lookupErrs...)...)
+}
+
+func (en *entry) fail(err error) error {
+	return &ActionError{Backend: en.backend, Rule: en.rule.Name, Point: en.rule.Point, Err: err}
+}
+
+// Flush waits until every registered backend that implements Flusher has written what was
+// enqueued before the call, or ctx is done. The errors are joined.
+func (d *Dispatcher) Flush(ctx context.Context) error {
+	d.mu.Lock()
+	backends := slices.Clone(d.backends)
+	d.mu.Unlock()
+	var errs []error
+	for _, nb := range backends {
+		if f, ok := nb.b.(Flusher); ok {
+			if err := f.Flush(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("hook: flush backend %q: %w", nb.name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops dispatching (later calls return ErrClosed) and closes every registered backend,
+// concurrently, under ctx. The errors are joined. Closing again does nothing.
+func (d *Dispatcher) Close(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	d.snap.Store(&snapshot{closed: true})
+	errs := make([]error, len(d.backends))
+	var wg sync.WaitGroup
+	for i, nb := range d.backends {
+		wg.Go(func() {
+			if err := nb.b.Close(ctx); err != nil {
+				errs[i] = fmt.Errorf("hook: close backend %q: %w", nb.name, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ClientConnected dispatches client.connected; the result holds the subscriptions to restore
+// when an on_subscribe_lookup rule is at this point.
+func (d *Dispatcher) ClientConnected(ctx context.Context, e *ConnectedEvent) (Result, error) {
+	return d.Dispatch(ctx, e)
+}
+
+// ClientDisconnected dispatches client.disconnected.
+func (d *Dispatcher) ClientDisconnected(ctx context.Context, e *DisconnectedEvent) error {
+	_, err := d.Dispatch(ctx, e)
+	return err
+}
+
+// SessionCreated dispatches session.created; the result holds the subscriptions to restore.
+func (d *Dispatcher) SessionCreated(ctx context.Context, e *SessionCreatedEvent) (Result, error) {
+	return d.Dispatch(ctx, e)
+}
+
+// SessionSubscribed dispatches session.subscribed; the result holds the retained and offline
+// messages to deliver.
+func (d *Dispatcher) SessionSubscribed(ctx context.Context, e *SubscribedEvent) (Result, error) {
+	return d.Dispatch(ctx, e)
+}
+
+// SessionUnsubscribed dispatches session.unsubscribed.
+func (d *Dispatcher) SessionUnsubscribed(ctx context.Context, e *UnsubscribedEvent) error {
+	_, err := d.Dispatch(ctx, e)
+	return err
+}
+
+// MessagePublish dispatches message.publish, setting e.Message.ID when it is empty.
+func (d *Dispatcher) MessagePublish(ctx context.Context, e *PublishEvent) error {
+	_, err := d.Dispatch(ctx, e)
+	return err
+}
+
+// MessageDeliver dispatches message.deliver.
+func (d *Dispatcher) MessageDeliver(ctx context.Context, e *DeliverEvent) error {
+	_, err := d.Dispatch(ctx, e)
+	return err
+}
+
+// MessageAcked dispatches message.acked.
+func (d *Dispatcher) MessageAcked(ctx context.Context, e *AckedEvent) error {
+	_, err := d.Dispatch(ctx, e)
+	return err
+}
