@@ -98,7 +98,7 @@ backend.mem.hook.session.subscribed.1 = {"topic": "#", "action": {"function": "o
 	for _, m := range []*hook.Message{
 		{Topic: "sensor/1/temp", Retain: true, Payload: []byte("21.5")},
 		{Topic: "sensor/2/temp", Retain: true, Payload: []byte("19.0")},
-		{Topic: "sensor/2/temp", Payload: []byte("19.5")}, // not retained
+		{Topic: "sensor/2/temp", Payload: []byte("19.5")},           // not retained
 		{Topic: "other/1/temp", Retain: true, Payload: []byte("0")}, // no rule for other/#
 	} {
 		if err := d.MessagePublish(ctx, &hook.PublishEvent{Message: m}); err != nil {
