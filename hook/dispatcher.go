@@ -358,7 +358,8 @@ func (d *Dispatcher) Flush(ctx context.Context) error {
 }
 
 // Close stops dispatching (later calls return ErrClosed) and closes every registered backend,
-// concurrently, under ctx. The errors are joined. Closing again does nothing.
+// concurrently, under ctx. The errors are joined. Closing again does nothing. Dispatch calls
+// that started before Close may still reach a backend while it closes.
 func (d *Dispatcher) Close(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

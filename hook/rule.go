@@ -17,7 +17,10 @@ type Rule struct {
 	// Name identifies the rule in errors and logs, e.g. "backend.pgsql.hook.message.publish.1".
 	Name  string
 	Point Point
-	// Topic is an MQTT topic filter; "" matches every event of the point.
+	// Topic is an MQTT topic filter matched against the event's message topic, or the
+	// subscription's filter for session.(un)subscribed (see Dispatcher.Dispatch). "" matches
+	// every event of the point; a filter never matches client.* and session.created events,
+	// which have no topic.
 	Topic  string
 	Action RuleAction
 	Pool   string
