@@ -8,12 +8,12 @@ import (
 )
 
 // IDLen is the length in bytes of the IDs an IDGenerator makes.
-const IDLen = idTimeLen + idNodeLen + idInstanceLen
+const IDLen = 24
 
 const (
-	idTimeLen     = 13 // 65 bits: the whole uint64 of nanoseconds
-	idNodeLen     = 8  // 40 bits of the node name's hash
-	idInstanceLen = 3  // 15 random bits per generator
+	idTimeLen     = 13                            // 65 bits: the whole uint64 of nanoseconds
+	idNodeLen     = 8                             // 40 bits of the node name's hash
+	idInstanceLen = IDLen - idTimeLen - idNodeLen // 15 random bits per generator
 	idDigits      = "0123456789abcdefghijklmnopqrstuv"
 )
 
