@@ -22,11 +22,15 @@ apt_install() {
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ ! -f "$MQTTSTORE_SERVICES_DIR/.apt-updated" ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 && touch "$MQTTSTORE_SERVICES_DIR/.apt-updated"
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 && touch "$MQTTSTORE_SERVICES_DIR/.apt-updated"
   fi
   # Packages must not start their own daemons: we run them ourselves on our own data dirs.
   printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # The lock timeout lets two `up`s (or another apt user) install at once without failing.
+  log "apt-get install ${missing[*]}"
+  local apt_log=$MQTTSTORE_SERVICES_DIR/log/apt.log
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "${missing[@]}" >>"$apt_log" 2>&1 || { tail -n 20 "$apt_log" >&2; return 1; }
 }
 
 # pid_alive FILE: the pid in FILE is a running process.
@@ -38,7 +42,29 @@ stop_pid() {
   pid_alive "$f" || { rm -f "$f"; return 0; }
   local pid; pid=$(cat "$f")
   kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
   rm -f "$f"
 }
+
+# daemon NAME PIDFILE CMD...: start CMD detached from this script (own session, no terminal,
+# output appended to log/NAME.log) and record its pid in PIDFILE; it outlives `up`.
+daemon() {
+  local name=$1 pidfile=$2; shift 2
+  rm -f "$pidfile"
+  setsid sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
+    </dev/null >>"$MQTTSTORE_SERVICES_DIR/log/$name.log" 2>&1 &
+  for _ in $(seq 1 50); do [ -s "$pidfile" ] && return 0; sleep 0.1; done
+  log "$name: no pid in $pidfile"; return 1
+}
+
+# retry N CMD...: run CMD up to N times, 0.2s apart, until it succeeds.
+retry() {
+  local n=$1; shift
+  for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.2; done
+  return 1
+}
+
+# rand_token: a fresh value for readiness round trips.
+rand_token() { printf 'r%s%s' "$$" "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"; }
+
