@@ -470,12 +470,21 @@ func (w *Writer[T]) Close(ctx context.Context) error {
 	}()
 	select {
 	case <-drained:
-		w.cancel()
-		return nil
 	case <-ctx.Done():
+		select {
+		case <-drained: // done just in time (or ctx was already done and there was nothing to write)
+		default:
+			return w.giveUp(ctx)
+		}
 	}
-	close(w.abort)
 	w.cancel()
+	return nil
+}
+
+// giveUp ends a Close whose ctx is done before the queue is drained.
+// The queues are emptied first, so that no flusher takes more items once the count is made;
+// then the flushes in progress are told to stop.
+func (w *Writer[T]) giveUp(ctx context.Context) error {
 	abandoned := 0
 	for _, s := range w.shards {
 		s.mu.Lock()
@@ -491,6 +500,11 @@ func (w *Writer[T]) Close(ctx context.Context) error {
 	}
 	w.failed.Add(uint64(abandoned))
 	inflight := w.inflight.Load()
+	close(w.abort)
+	w.cancel()
+	if abandoned == 0 && inflight == 0 {
+		return nil // everything was written; the flushers are just exiting
+	}
 	err := fmt.Errorf("%s: close: %d writes not written (%d abandoned in the queue, %d in flushes not yet returned): %w",
 		w.cfg.Store, abandoned+int(inflight), abandoned, inflight, ctx.Err())
 	w.log.Error("close gave up", "error", err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mqttstore/mqttstore/backend"
+	"github.com/mqttstore/mqttstore/hook"
 )
 
 // item is what the tests queue: a client ID (the ordering key) and a sequence number.
@@ -760,5 +761,23 @@ func TestIsTransient(t *testing.T) {
 		if got := backend.IsTransient(tc.err); got != tc.want {
 			t.Errorf("IsTransient(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// The Writer gives stores hook.Flusher and backend.StatsReporter for free.
+var (
+	_ hook.Flusher          = (*backend.Writer[item])(nil)
+	_ backend.StatsReporter = (*backend.Writer[item])(nil)
+)
+
+func TestWriterCloseEmptyWithDoneContext(t *testing.T) {
+	w := newWriter(t, backend.WriterConfig[item]{Flush: (&memStore{}).flush})
+	enqueueAll(t, w, item{"c", 0})
+	flush(t, w)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// Nothing is left to write, so a done ctx is no failure.
+	if err := w.Close(ctx); err != nil {
+		t.Fatalf("Close of an empty writer with a done ctx = %v", err)
 	}
 }
