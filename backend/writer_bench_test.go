@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mqttstore/mqttstore/backend"
 )
@@ -67,6 +68,35 @@ func BenchmarkEnqueue(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkEnqueueQueueFull is the cost of a drop: the database is stuck, the queue is full
+// and the policy is OverflowDrop.
+func BenchmarkEnqueueQueueFull(b *testing.B) {
+	gate := make(chan struct{})
+	w := backend.NewWriter(backend.WriterConfig[benchItem]{
+		Store:   "bench",
+		Options: backend.Options{QueueSize: 16, Overflow: backend.OverflowDrop, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		Flush:   func(context.Context, []benchItem) error { <-gate; return nil },
+	})
+	defer w.Close(context.Background())
+	defer close(gate)
+	msg := new([64]byte)
+	w.Enqueue(benchItem{op: 1, clientID: "c", msg: msg})
+	for w.Stats().Inflight == 0 { // the first batch is stuck in the database
+		time.Sleep(time.Millisecond)
+	}
+	for w.Enqueue(benchItem{op: 1, clientID: "c", msg: msg}) == nil {
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := w.Enqueue(benchItem{op: 1, clientID: "c", msg: msg}); err == nil {
+				b.Error("Enqueue on a full queue succeeded")
+				return
+			}
+		}
+	})
 }
 
 // BenchmarkWriterThroughput measures items per second through enqueue, batching and an
