@@ -66,7 +66,8 @@ type Features struct {
 
 // Record is what a custom action stored for one event: the value of each placeholder it
 // recorded, by name without "${}" (e.g. "clientid"), exactly as the database holds it,
-// byte for byte. Numbers (qos, ts) are in their decimal text form.
+// byte for byte. Numbers are in their decimal text form: qos "0"-"2", and ts in integer
+// milliseconds since the Unix epoch, as package template renders ${ts}.
 type Record map[string]string
 
 // CustomActions is the part of the harness that builds custom actions of the store's kind
