@@ -1,6 +1,6 @@
 // Package backend is the contract every store implements on top of package hook (whose
-// hook.Functions lists the built-in function names), the options all stores share, the asynchronous batching Writer they all use,
-// and the loader of EMQX 4.x backend configuration.
+// LookupFunction describes the built-in functions), the options all stores share, the
+// asynchronous batching Writer they all use, and the loader of EMQX 4.x backend configuration.
 //
 // A store implements hook.Backend. Its optional capabilities are the interfaces below, found by
 // type assertion: StatsReporter, ClientStateReader, SubscriptionStore, Pinger, and hook.Flusher.
