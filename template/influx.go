@@ -259,12 +259,12 @@ func (p *Point) AppendLine(dst []byte, precision time.Duration) ([]byte, error) 
 	if err := p.check(); err != nil {
 		return dst, err
 	}
-	dst = appendEscaped(dst, p.Measurement, ", ")
+	dst = appendEscaped(dst, p.Measurement, false)
 	for _, tg := range p.Tags {
 		dst = append(dst, ',')
-		dst = appendEscaped(dst, tg.Key, ",= ")
+		dst = appendEscaped(dst, tg.Key, true)
 		dst = append(dst, '=')
-		dst = appendEscaped(dst, tg.Value, ",= ")
+		dst = appendEscaped(dst, tg.Value, true)
 	}
 	for i, f := range p.Fields {
 		if i == 0 {
@@ -272,7 +272,7 @@ func (p *Point) AppendLine(dst []byte, precision time.Duration) ([]byte, error) 
 		} else {
 			dst = append(dst, ',')
 		}
-		dst = appendEscaped(dst, f.Key, ",= ")
+		dst = appendEscaped(dst, f.Key, true)
 		dst = append(dst, '=')
 		switch x := f.Value.(type) {
 		case float64:
@@ -299,11 +299,17 @@ func (p *Point) AppendLine(dst []byte, precision time.Duration) ([]byte, error) 
 	return append(dst, '\n'), nil
 }
 
-// appendEscaped appends s with a backslash before each byte of special. A run of
-// backslashes right before a special byte or the end of s is made even, so that the last
-// one does not escape what follows.
-func appendEscaped(dst []byte, s, special string) []byte {
-	for i := 0; i < len(s); i++ {
+// appendEscaped appends s with a backslash before ',' and ' ', and before '=' when eq. A
+// run of backslashes right before such a byte or the end of s is made even, so that the
+// last one does not escape what follows.
+func appendEscaped(dst []byte, s string, eq bool) []byte {
+	special := func(c byte) bool { return c == ',' || c == ' ' || c == '=' && eq }
+	i := 0
+	for i < len(s) && !special(s[i]) && s[i] != '\\' {
+		i++
+	}
+	dst = append(dst, s[:i]...)
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c == '\\' {
 			j := i
@@ -311,13 +317,13 @@ func appendEscaped(dst []byte, s, special string) []byte {
 				j++
 			}
 			dst = append(dst, s[i:j]...)
-			if (j-i)%2 == 1 && (j == len(s) || strings.IndexByte(special, s[j]) >= 0) {
+			if (j-i)%2 == 1 && (j == len(s) || special(s[j])) {
 				dst = append(dst, '\\')
 			}
 			i = j - 1
 			continue
 		}
-		if strings.IndexByte(special, c) >= 0 {
+		if special(c) {
 			dst = append(dst, '\\')
 		}
 		dst = append(dst, c)

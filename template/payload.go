@@ -65,7 +65,11 @@ func parseSet[T any](data []byte, parse func(where string, obj gjson.Result) (*T
 	if !gjson.ValidBytes(data) {
 		var x any
 		err := json.Unmarshal(data, &x)
-		if err == nil {
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &se):
+			err = fmt.Errorf("offset %d: %v", se.Offset, err)
+		case err == nil:
 			err = errors.New("not valid JSON")
 		}
 		return nil, fmt.Errorf("template: %w: %v", ErrInvalidTemplate, err)
@@ -375,6 +379,9 @@ func evaluate(where string, slots []slot, v *Values, emit func(row []datum) erro
 				return noValue("$0 applied to something that is not an array")
 			}
 			var list []datum
+			if rows > 0 {
+				list = make([]datum, 0, rows)
+			}
 			arr.ForEach(func(_, e gjson.Result) bool {
 				if r, w := walk(e, val.path[val.each+1:]); w != "" {
 					why = "element " + strconv.Itoa(len(list)+1) + ": " + w
@@ -504,8 +511,10 @@ func (d datum) number() (n any, ok bool) {
 	case dInt:
 		return d.i, true
 	case dNumber, dString:
-		if i, err := strconv.ParseInt(d.s, 10, 64); err == nil {
-			return i, true
+		if isInteger(d.s) {
+			if i, err := strconv.ParseInt(d.s, 10, 64); err == nil {
+				return i, true
+			}
 		}
 		f, err := strconv.ParseFloat(d.s, 64)
 		if d.kind == dNumber {
@@ -517,6 +526,18 @@ func (d datum) number() (n any, ok bool) {
 		return f, true
 	}
 	return nil, false
+}
+
+// isInteger reports whether s looks like a decimal integer (so that number does not make
+// strconv build an error for every 21.3).
+func isInteger(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // arg is d as a SQL argument: nil, string, int64, float64 or bool; JSON objects and arrays

@@ -396,3 +396,16 @@ func quote(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 	return `"` + r.Replace(s) + `"`
 }
+
+func TestTimescaleParamsAreLexed(t *testing.T) {
+	// $2 inside an identifier, a string and a comment is no parameter; $1 is.
+	tmpl := `{"t": {"name": "n", "sql": "select 1 as é$2, '$2', $1 -- $2", "param_keys": ["$clientid"]}}`
+	s, err := ParseTimescale([]byte(tmpl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Entries()[0].Templates[0].Render(nil, &Values{ClientID: "c"})
+	if err != nil || len(rows) != 1 || !reflect.DeepEqual(rows[0].Args, []any{"c"}) {
+		t.Fatalf("%v, %v", rows, err)
+	}
+}

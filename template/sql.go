@@ -117,10 +117,19 @@ type sqlLexer struct {
 	d     Dialect
 	src   string
 	items []item
-	// raw accepts $n markers in PostgreSQL text and records them in params (Timescale
-	// templates, whose statements bind param_keys by position).
+	// raw accepts bind markers and records them in params: the digits of each $n, or "?"
+	// (Timescale templates bind param_keys by position; tests check compiled statements).
 	raw    bool
-	params []string // the digits of each $n
+	params []string
+}
+
+// rawItems is s as literal items, for statements without ${var} placeholders.
+func rawItems(s string) []item {
+	items := make([]item, len(s))
+	for i := 0; i < len(s); i++ {
+		items[i] = item{c: s[i], off: i}
+	}
+	return items
 }
 
 // lit returns the literal byte at i; ok is false past the end or at a placeholder.
@@ -185,6 +194,8 @@ func (l *sqlLexer) run() error {
 			end, err = l.pgDollar(i)
 		case c == '$' && next == '$' && l.d == CQL:
 			end, err = l.until(i, i+2, "$$", "$$ string")
+		case c == '?' && l.d != PostgreSQL && l.raw:
+			l.params = append(l.params, "?")
 		case c == '?' && l.d != PostgreSQL:
 			err = l.fail(i, ErrBindMarker, "bind marker ? in the template: use a ${var} placeholder")
 		case isIdentStart(next) && !l.identBefore(i) &&

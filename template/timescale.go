@@ -71,11 +71,7 @@ func ParseTimescale(data []byte) (*Set[TimescaleTemplate], error) {
 
 // checkParams returns why sql does not use exactly $1..$n, or "".
 func checkParams(sql string, n int) string {
-	items := make([]item, len(sql))
-	for i := range sql {
-		items[i] = item{c: sql[i], off: i}
-	}
-	l := sqlLexer{d: PostgreSQL, src: sql, items: items, raw: true}
+	l := sqlLexer{d: PostgreSQL, src: sql, items: rawItems(sql), raw: true}
 	if err := l.run(); err != nil {
 		se := err.(*SyntaxError)
 		return "offset " + strconv.Itoa(se.Offset) + ": " + se.Reason
