@@ -1,0 +1,2 @@
+// Package sqlstore is the SQL backend: MySQL/MariaDB, PostgreSQL and SQLite behind one Store.
+package sqlstore

@@ -1,0 +1,169 @@
+package sqlstore
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/mqttstore/mqttstore/backend"
+	"github.com/mqttstore/mqttstore/hook"
+	"github.com/mqttstore/mqttstore/template"
+)
+
+// Functions lists the built-in functions the store implements.
+var Functions = []string{
+	hook.OnClientConnected, hook.OnClientDisconnected,
+	hook.OnSubscribeLookup, hook.OnSubscriptionLookup,
+	hook.OnMessagePublish, hook.OnMessageStore,
+	hook.OnMessageRetain, hook.OnRetainDelete, hook.OnRetainLookup,
+	hook.OnMessageFetch, hook.OnMessageAcked, hook.OnAckedDelete,
+}
+
+// Prepare checks r and returns its action: a hook.WriteAction for the functions that record
+// (and for custom SQL statements), a hook.LookupAction for on_subscribe_lookup,
+// on_retain_lookup and on_message_fetch. The error, a *hook.RuleError naming the rule, wraps
+// backend.ErrUnsupported for a function the store does not implement (the Redis-only
+// _for_queue, _for_pubsub and _keep_latest ones) or for Redis commands and CQL, and the
+// template's error for a statement whose placeholders cannot be bound.
+func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	fail := func(field string, err error) error { return &hook.RuleError{Rule: r.Name, Field: field, Err: err} }
+	a := &r.Action
+	switch {
+	case a.SQL != nil:
+		c := &customAction{s: s, rule: r.Name}
+		for i, src := range a.SQL {
+			st, err := template.CompileStatement(s.d.tmpl, src)
+			if err != nil {
+				return nil, fail(fmt.Sprintf("action.sql[%d]", i), err)
+			}
+			c.stmts = append(c.stmts, st)
+		}
+		return c, nil
+	case a.Commands != nil:
+		return nil, fail("action.commands", fmt.Errorf("%w: Redis commands in a %v store (use \"sql\")", backend.ErrUnsupported, s.cfg.Dialect))
+	case a.CQL != nil:
+		return nil, fail("action.cql", fmt.Errorf("%w: CQL statements in a %v store (use \"sql\")", backend.ErrUnsupported, s.cfg.Dialect))
+	}
+	switch a.Function {
+	case hook.OnSubscribeLookup, hook.OnSubscriptionLookup:
+		return &subLookup{s: s, rule: r.Name}, nil
+	case hook.OnRetainLookup:
+		return &retainLookup{s: s, rule: r.Name}, nil
+	case hook.OnMessageFetch:
+		return &fetchLookup{s: s, rule: r.Name, opts: r.OfflineOpts}, nil
+	case hook.OnMessagePublish, hook.OnMessageStore:
+		s.addExpiry(r.Topic, r.ExpiredTime)
+		fallthrough
+	case hook.OnClientConnected, hook.OnClientDisconnected, hook.OnMessageRetain, hook.OnRetainDelete,
+		hook.OnMessageAcked, hook.OnAckedDelete:
+		return &writeAction{s: s, rule: r.Name, fn: a.Function}, nil
+	}
+	return nil, fail("action.function", fmt.Errorf("%w: %s in a %v store (it implements %v)", backend.ErrUnsupported, a.Function, s.cfg.Dialect, Functions))
+}
+
+// writeAction is a built-in function that records: Write turns the event into a queued op.
+type writeAction struct {
+	s    *Store
+	rule string
+	fn   string
+}
+
+func (a *writeAction) Write(e hook.Event) error {
+	s := a.s
+	o := op{}
+	switch a.fn {
+	case hook.OnClientConnected:
+		ev, ok := e.(*hook.ConnectedEvent)
+		if !ok || ev == nil {
+			return a.badEvent(e)
+		}
+		o = op{kind: opConnected, key: ev.ClientID, client: ev.ClientID, node: s.node(ev.Node), at: orNow(ev.ConnectedAt)}
+	case hook.OnClientDisconnected:
+		ev, ok := e.(*hook.DisconnectedEvent)
+		if !ok || ev == nil {
+			return a.badEvent(e)
+		}
+		o = op{kind: opDisconnected, key: ev.ClientID, client: ev.ClientID, node: s.node(ev.Node), at: orNow(ev.DisconnectedAt)}
+	case hook.OnMessagePublish, hook.OnMessageStore, hook.OnMessageRetain, hook.OnRetainDelete:
+		ev, ok := e.(*hook.PublishEvent)
+		if !ok || ev == nil || ev.Message == nil {
+			return a.badEvent(e)
+		}
+		m := ev.Message
+		switch a.fn {
+		case hook.OnMessagePublish:
+			if m.QoS == 0 {
+				return nil
+			}
+			o.kind = opMsg
+		case hook.OnMessageStore:
+			o.kind = opMsg
+		case hook.OnMessageRetain:
+			if !m.Retain || len(m.Payload) == 0 {
+				return nil
+			}
+			o.kind = opRetain
+		case hook.OnRetainDelete:
+			if !m.Retain || len(m.Payload) != 0 {
+				return nil
+			}
+			o.kind = opRetainDelete
+		}
+		if o.kind == opMsg && s.msgText.Load() || o.kind == opRetain && s.retainText.Load() {
+			if err := textPayload(m.Payload); err != nil {
+				return fmt.Errorf("sqlstore: rule %q: message %s on %q: %w (Config.MigratePayload converts the column to bytea)", a.rule, m.ID, m.Topic, err)
+			}
+		}
+		o.key, o.msg, o.at = m.Topic, m, orNow(m.Timestamp)
+		if o.kind == opMsg {
+			o.key = msgStream
+		}
+	case hook.OnMessageAcked:
+		ev, ok := e.(*hook.AckedEvent)
+		if !ok || ev == nil || ev.Message == nil {
+			return a.badEvent(e)
+		}
+		o = op{kind: opAcked, key: msgStream, client: ev.ClientID, msg: ev.Message, at: time.Now()}
+	case hook.OnAckedDelete:
+		ev, ok := e.(*hook.UnsubscribedEvent)
+		if !ok || ev == nil {
+			return a.badEvent(e)
+		}
+		f := realFilter(ev.Topic)
+		o = op{kind: opAckedDelete, key: msgStream, client: ev.ClientID, filter: f}
+	}
+	return s.w.Enqueue(o)
+}
+
+func (a *writeAction) badEvent(e hook.Event) error {
+	return fmt.Errorf("sqlstore: rule %q: %s cannot record %T: %w", a.rule, a.fn, e, hook.ErrInvalidEvent)
+}
+
+func orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
+}
+
+// customAction is a rule's list of SQL statements, run in order in one transaction with the
+// event's values bound to their markers.
+type customAction struct {
+	s     *Store
+	rule  string
+	stmts []*template.Statement
+}
+
+func (c *customAction) Write(e hook.Event) error {
+	if e == nil {
+		return fmt.Errorf("sqlstore: rule %q: nil event: %w", c.rule, hook.ErrInvalidEvent)
+	}
+	v := hook.TemplateValues(e)
+	key := v.ClientID
+	if key == "" {
+		key = v.Topic
+	}
+	return c.s.w.Enqueue(op{kind: opCustom, key: key, custom: c, vals: &v})
+}

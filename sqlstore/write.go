@@ -1,0 +1,306 @@
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mqttstore/mqttstore/hook"
+	"github.com/mqttstore/mqttstore/template"
+)
+
+type opKind uint8
+
+const (
+	opConnected opKind = iota + 1
+	opDisconnected
+	opMsg
+	opRetain
+	opRetainDelete
+	opAcked
+	opAckedDelete
+	opCustom
+)
+
+// op is one queued write. key orders it in the writer. Messages, acks and acked deletes all
+// have the key msgStream: one ordered stream, so that mqtt_msg ids grow in the order the
+// broker published (fetch returns messages oldest first by id, across topics too), and an
+// ack always finds the id of the message it acknowledges (enqueued before it). Client state
+// and custom statements are keyed by client ID, retained messages by topic.
+type op struct {
+	kind   opKind
+	key    string
+	client string
+	node   string
+	at     time.Time
+	msg    *hook.Message
+	filter string        // opAckedDelete
+	custom *customAction // opCustom
+	vals   *template.Values
+}
+
+// msgStream is the writer key of every op on mqtt_msg and mqtt_acked.
+const msgStream = "mqtt_msg"
+
+// maxRowsPerInsert bounds a multi-row INSERT (MySQL: 8 markers a row, 65535 at most).
+const maxRowsPerInsert = 1000
+
+// flush writes one batch in one transaction (so that a failed batch leaves nothing behind
+// and the writer can retry it, or split it to isolate a bad write).
+func (s *Store) flush(ctx context.Context, batch []op) error {
+	switch {
+	case s.pg != nil:
+		return s.flushPostgres(ctx, batch)
+	default:
+		return s.flushSQL(ctx, batch)
+	}
+}
+
+// flushPostgres sends the batch as one pipeline (one round trip, one implicit transaction):
+// each run of message inserts as one INSERT ... SELECT FROM unnest(arrays), every other write
+// as its statement.
+func (s *Store) flushPostgres(ctx context.Context, batch []op) error {
+	b := &pgx.Batch{}
+	for i := 0; i < len(batch); {
+		if batch[i].kind == opMsg {
+			j := i + 1
+			for j < len(batch) && batch[j].kind == opMsg && j-i < maxRowsPerInsert {
+				j++
+			}
+			s.queueMsgs(b, batch[i:j])
+			i = j
+			continue
+		}
+		for _, st := range s.statements(&batch[i]) {
+			b.Queue(st.sql, st.args...)
+		}
+		i++
+	}
+	if err := s.pg.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("sqlstore: %s: %w", describeBatch(batch), err)
+	}
+	return nil
+}
+
+func (s *Store) queueMsgs(b *pgx.Batch, ops []op) {
+	n := len(ops)
+	msgid, sender, topics := make([]string, n), make([]string, n), make([]string, n)
+	qos, retain := make([]int32, n), make([]int32, n)
+	arrived := make([]time.Time, n)
+	for i := range ops {
+		m := ops[i].msg
+		msgid[i], sender[i], topics[i] = m.ID, m.From, m.Topic
+		qos[i], retain[i] = int32(m.QoS), boolInt(m.Retain)
+		arrived[i] = ops[i].at.UTC()
+	}
+	if s.msgText.Load() {
+		payload := make([]string, n)
+		for i := range ops {
+			payload[i] = string(ops[i].msg.Payload)
+		}
+		b.Queue(s.d.msgInsertTxt, msgid, sender, topics, qos, retain, payload, arrived)
+		return
+	}
+	payload := make([][]byte, n)
+	for i := range ops {
+		payload[i] = nonNil(ops[i].msg.Payload)
+	}
+	b.Queue(s.d.msgInsert, msgid, sender, topics, qos, retain, payload, arrived)
+}
+
+// nonNil keeps an empty payload an empty value rather than NULL.
+func nonNil(p []byte) []byte {
+	if p == nil {
+		return []byte{}
+	}
+	return p
+}
+
+// flushSQL writes the batch in one transaction: MySQL with a multi-row INSERT for each run of
+// messages, SQLite with a prepared single-row INSERT per message; other writes with their
+// (prepared) statements.
+func (s *Store) flushSQL(ctx context.Context, batch []op) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlstore: %s: begin: %w", describeBatch(batch), err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	mysql := s.cfg.Dialect == MySQL
+	var args []any
+	for i := 0; i < len(batch); {
+		o := &batch[i]
+		if o.kind == opMsg && mysql {
+			j := i + 1
+			for j < len(batch) && batch[j].kind == opMsg && j-i < maxRowsPerInsert {
+				j++
+			}
+			args = args[:0]
+			var q strings.Builder
+			q.Grow(len(s.d.msgInsert) + (j-i)*18 + 32)
+			q.WriteString(s.d.msgInsert)
+			for k := i; k < j; k++ {
+				if k > i {
+					q.WriteByte(',')
+				}
+				q.WriteString("(?,?,?,?,?,?,?,?)")
+				args = s.msgArgs(args, &batch[k])
+			}
+			// A duplicate msgid (a retried batch) changes nothing; unlike INSERT IGNORE this
+			// does not turn other errors (a too-long topic) into warnings.
+			q.WriteString(" ON DUPLICATE KEY UPDATE id = id")
+			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+				return fmt.Errorf("sqlstore: write %d messages: %w", j-i, err)
+			}
+			i = j
+			continue
+		}
+		for _, st := range s.statements(o) {
+			if err := s.txExec(ctx, tx, st); err != nil {
+				return fmt.Errorf("sqlstore: write (%s): %w", o.describe(), err)
+			}
+		}
+		i++
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: %s: commit: %w", describeBatch(batch), err)
+	}
+	return nil
+}
+
+// txExec runs st in tx, through a statement prepared once per connection unless st is a
+// custom statement (whose text the user chose: prepared by the driver for this call only).
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, st stmt) error {
+	if st.adhoc {
+		_, err := tx.ExecContext(ctx, st.sql, st.args...)
+		return err
+	}
+	ps, err := s.prepared(ctx, st.sql)
+	if err != nil {
+		return err
+	}
+	_, err = tx.StmtContext(ctx, ps).ExecContext(ctx, st.args...)
+	return err
+}
+
+// prepared returns the store-wide prepared statement for q (database/sql prepares it again
+// on each connection that runs it, once).
+func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if ps, ok := s.stmts.Load(q); ok {
+		return ps.(*sql.Stmt), nil
+	}
+	ps, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, ps); loaded {
+		ps.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return ps, nil
+}
+
+func (s *Store) msgArgs(args []any, o *op) []any {
+	m := o.msg
+	args = append(args, m.ID, m.From)
+	if s.d.hasNode {
+		args = append(args, nullString(s.node(m.Node)))
+	}
+	return append(args, m.Topic, int32(m.QoS), boolInt(m.Retain), nonNil(m.Payload), s.d.timeArg(o.at))
+}
+
+// stmt is one statement of a write with its arguments.
+type stmt struct {
+	sql   string
+	args  []any
+	adhoc bool // a custom statement: not cached as a prepared statement
+}
+
+// statements returns what o runs, in order.
+func (s *Store) statements(o *op) []stmt {
+	d := s.d
+	one := func(q string, args ...any) []stmt { return []stmt{{sql: q, args: args}} }
+	switch o.kind {
+	case opConnected:
+		return one(d.connected, o.client, nullString(o.node), d.timeArg(o.at))
+	case opDisconnected:
+		return one(d.disconnected, o.client, nullString(o.node), d.timeArg(o.at))
+	case opMsg: // SQLite (PostgreSQL and MySQL batch runs of messages)
+		return one(d.msgInsert, s.msgArgs(nil, o)...)
+	case opRetain:
+		m := o.msg
+		var payload any = nonNil(m.Payload)
+		if s.retainText.Load() {
+			payload = string(m.Payload)
+		}
+		if d.hasNode {
+			return one(d.retainUpsert, m.Topic, m.ID, m.From, nullString(s.node(m.Node)), int32(m.QoS), payload, d.timeArg(o.at))
+		}
+		return one(d.retainUpsert, m.Topic, m.ID, m.From, int32(m.QoS), payload, d.timeArg(o.at))
+	case opRetainDelete:
+		return one(d.retainDelete, o.msg.Topic)
+	case opAcked:
+		return one(d.acked, o.client, o.msg.Topic, d.timeArg(o.at), o.msg.ID)
+	case opAckedDelete:
+		p := planFilter(o.filter)
+		if p.exact {
+			return one(d.ackedDelete, o.client, o.filter)
+		}
+		return one(d.ackedMatch, o.client, d.matchArg(p))
+	case opCustom:
+		out := make([]stmt, len(o.custom.stmts))
+		for i, cs := range o.custom.stmts {
+			out[i] = stmt{sql: cs.Text(), args: cs.Args(nil, o.vals), adhoc: true}
+		}
+		return out
+	}
+	panic(fmt.Sprintf("sqlstore: unknown write kind %d", o.kind))
+}
+
+// describeBatch names a batch in an error message: its write when it has one (as when the
+// writer has isolated a failing write), else its size.
+func describeBatch(batch []op) string {
+	if len(batch) == 1 {
+		return "write (" + batch[0].describe() + ")"
+	}
+	return fmt.Sprintf("write of %d", len(batch))
+}
+
+// describe names o in an error message.
+func (o *op) describe() string {
+	switch o.kind {
+	case opConnected:
+		return "client connected " + o.client
+	case opDisconnected:
+		return "client disconnected " + o.client
+	case opRetain:
+		return "retain on " + o.msg.Topic
+	case opRetainDelete:
+		return "retain delete on " + o.msg.Topic
+	case opAcked:
+		return "ack of " + o.msg.ID + " by " + o.client
+	case opAckedDelete:
+		return "acked delete of " + o.filter + " for " + o.client
+	case opCustom:
+		return "rule " + o.custom.rule
+	case opMsg:
+		return "message " + o.msg.ID
+	}
+	return "write"
+}
+
+// textPayload checks that p can be stored in a text column.
+func textPayload(p []byte) error {
+	if !utf8.Valid(p) {
+		return fmt.Errorf("%w: invalid UTF-8", ErrPayloadNotText)
+	}
+	if bytes.IndexByte(p, 0) >= 0 {
+		return fmt.Errorf("%w: NUL byte", ErrPayloadNotText)
+	}
+	return nil
+}
