@@ -53,7 +53,8 @@
 //
 // A path needs a JSON payload (ErrPayloadNotJSON), and a path that leads nowhere is an error
 // (ErrNoValue), so a misspelt key fails loudly rather than writing nothing. An explicit JSON
-// null is a value: SQL NULL for Timescale, an omitted tag or field for InfluxDB and OpenTSDB.
+// null is a value: SQL NULL for Timescale, no tag (InfluxDB, OpenTSDB) or no field
+// (InfluxDB); a null measurement or OpenTSDB value is ErrValueType.
 // $timestamp in a timestamp slot is the message time itself (InfluxDB then writes it at the
 // writer's precision); elsewhere it is an integer of milliseconds.
 //
