@@ -81,10 +81,11 @@ func TestSuiteCatchesBugs(t *testing.T) {
 		t.Skip("runs the suite once per bug")
 	}
 	const fetch = "OfflineMessages/on_message_fetch/"
-	cases := []struct {
-		bug        string
-		fail, pass []string
-	}{
+	type bugCase struct {
+		bug        string   // a key of bugs
+		fail, pass []string // subtests (under TestMemStore) that must fail, and controls that must pass
+	}
+	cases := []bugCase{
 		{"fetch-ignores-ack", []string{fetch + "AckedPositionPerTopic", fetch + "IndependentSubscribers"}, []string{fetch + "FetchByExactTopic"}},
 		{"retain-ignores-dollar", []string{"Retained/DollarTopicsOnlyByExplicitFilter"}, []string{"Retained/LookupByWildcard"}},
 		{"publish-stores-qos0", []string{fetch + "PublishStoresQoS1And2NotQoS0"}, []string{fetch + "StoreKeepsQoS0"}},
@@ -113,12 +114,7 @@ func TestSuiteCatchesBugs(t *testing.T) {
 		}
 	}
 	for bug := range bugs {
-		if !slices.ContainsFunc(cases, func(c struct {
-			bug        string
-			fail, pass []string
-		}) bool {
-			return c.bug == bug
-		}) {
+		if !slices.ContainsFunc(cases, func(c bugCase) bool { return c.bug == bug }) {
 			t.Errorf("memStore bug %s has no case", bug)
 		}
 	}
