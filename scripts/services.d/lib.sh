@@ -68,3 +68,21 @@ retry() {
 # rand_token: a fresh value for readiness round trips.
 rand_token() { printf 'r%s%s' "$$" "$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"; }
 
+# Downloaded servers and built tools are kept across runs (outside the repo) in the cache.
+MQTTSTORE_CACHE_DIR=${MQTTSTORE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mqttstore}
+
+# go_tool NAME: print the path of the program scripts/tools/NAME (a Go module of its own),
+# building it into $MQTTSTORE_CACHE_DIR/bin when missing or built from other sources.
+go_tool() {
+  local src bin stamp
+  src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools" && pwd)
+  bin=$MQTTSTORE_CACHE_DIR/bin/$1
+  stamp=$( (go version && cd "$src" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) |
+    LC_ALL=C sort | xargs cat) | sha256sum | cut -c1-16)
+  if [ ! -x "$bin" ] || [ "$(cat "$bin.stamp" 2>/dev/null)" != "$stamp" ]; then
+    log "building scripts/tools/$1"
+    (cd "$src" && go build -buildvcs=false -o "$bin" "./$1") >&2 || return 1
+    echo "$stamp" >"$bin.stamp"
+  fi
+  echo "$bin"
+}
