@@ -79,7 +79,9 @@ func harness(d Dialect) backendtest.Harness {
 		Custom: &backendtest.CustomActions{
 			Setup:  func(t *testing.T, b hook.Backend) { createRecordTable(t, b.(*Store)) },
 			Record: recordAction,
-			Read:   func(ctx context.Context, b hook.Backend) ([]backendtest.Record, error) { return readRecords(ctx, b.(*Store)) },
+			Read: func(ctx context.Context, b hook.Backend) ([]backendtest.Record, error) {
+				return readRecords(ctx, b.(*Store))
+			},
 		},
 	}
 }
