@@ -22,7 +22,7 @@ cassandra_lib() {
     command -v mvn >/dev/null || apt_install maven
     log "cassandra: fetching cassandra-all $(cassandra_version) and its dependencies from Maven Central"
     rm -rf "$lib"
-    mvn -q -B -f "$cassandra_conf/pom.xml" dependency:copy-dependencies \
+    mvn -q -B -Dstyle.color=never -f "$cassandra_conf/pom.xml" dependency:copy-dependencies \
       -DincludeScope=runtime -DoutputDirectory="$lib" >&2
     touch "$lib/.complete"
   fi

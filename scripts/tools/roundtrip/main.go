@@ -160,8 +160,16 @@ func dynamo(ctx context.Context, endpoint, value string) error {
 }
 
 func mongoDB(ctx context.Context, uri, value string) error {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).
-		SetServerSelectionTimeout(5 * time.Second).SetConnectTimeout(5 * time.Second))
+	opts := options.Client().ApplyURI(uri).SetServerSelectionTimeout(5 * time.Second).SetConnectTimeout(5 * time.Second)
+	// The driver retries a refused connection until its timeout: dial first to fail at once.
+	for _, host := range opts.Hosts {
+		conn, err := net.DialTimeout("tcp", host, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		conn.Close()
+	}
+	client, err := mongo.Connect(opts)
 	if err != nil {
 		return err
 	}
