@@ -5,8 +5,20 @@ log() { printf '[services %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # wait_ready NAME FUNC [SECONDS]: poll FUNC (a real round trip) until it succeeds.
 wait_ready() {
   local name=$1 fn=$2 limit=${3:-${MQTTSTORE_SERVICES_TIMEOUT:-300}} i=0
+  local started=$MQTTSTORE_SERVICES_DIR/log/$name.pidfiles
   while ! "$fn" >/dev/null 2>&1; do
     i=$((i + 1))
+    # A process that `daemon` started and that has died will not become ready: stop waiting.
+    if [ -f "$started" ]; then
+      local pf
+      while read -r pf; do
+        if [ -s "$pf" ] && ! kill -0 "$(cat "$pf")" 2>/dev/null; then
+          log "$name: process of $pf died while starting"
+          tail -n 30 "$MQTTSTORE_SERVICES_DIR/log/$name.log" >&2 2>/dev/null || true
+          return 1
+        fi
+      done <"$started"
+    fi
     if [ "$i" -ge "$limit" ]; then
       log "$name: not ready after ${limit}s"
       tail -n 30 "$MQTTSTORE_SERVICES_DIR/log/$name.log" >&2 2>/dev/null || true
@@ -52,6 +64,8 @@ stop_pid() {
 daemon() {
   local name=$1 pidfile=$2; shift 2
   rm -f "$pidfile"
+  grep -qxF "$pidfile" "$MQTTSTORE_SERVICES_DIR/log/$name.pidfiles" 2>/dev/null ||
+    echo "$pidfile" >>"$MQTTSTORE_SERVICES_DIR/log/$name.pidfiles"
   setsid sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
     </dev/null >>"$MQTTSTORE_SERVICES_DIR/log/$name.log" 2>&1 &
   for _ in $(seq 1 50); do [ -s "$pidfile" ] && return 0; sleep 0.1; done
