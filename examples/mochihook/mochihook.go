@@ -1,0 +1,377 @@
+// Package mochihook connects a mochi-mqtt v2 broker (github.com/mochi-mqtt/server/v2) to the
+// stores of mqttstore: Hook is a mochi hook that turns the broker's events into hook events for
+// a hook.Dispatcher, applies the subscriptions the stores return when a client connects, and
+// delivers the offline and retained messages they return when it subscribes.
+//
+// How mochi's events map to hook points:
+//
+//	OnSessionEstablished  client.connected, then session.created (unless mochi resumed the
+//	                      client's session); the subscriptions returned are applied in mochi
+//	                      (topic index and client state) and then handled as subscriptions
+//	OnDisconnect          client.disconnected (not when a new connection took the session over)
+//	OnSubscribed          session.subscribed, once per granted filter; the messages returned
+//	                      are delivered to that client only
+//	OnUnsubscribed        session.unsubscribed, for UNSUBSCRIBE packets (not for mochi dropping
+//	                      the subscriptions of an ended clean session)
+//	OnPublish             message.publish (the message gets its ID here)
+//	OnPacketSent          message.deliver, for every PUBLISH written to a client
+//	OnQosPublish          remembers a QoS 1 or 2 delivery (client, packet ID -> message)
+//	OnQosComplete         message.acked, when the client completes a QoS 1 or 2 delivery
+//	OnQosDropped          forgets a delivery mochi gave up on
+//
+// Writes are enqueued by the stores, so these hooks return in microseconds. Lookups (on
+// connect and subscribe) run on the client's own goroutine, bounded by the dispatcher's
+// LookupTimeout; other clients are not held up.
+//
+// # Message identity
+//
+// Stores record acknowledgements by message ID, so a delivered packet must say which message
+// it carries. mochi's Packet has no field for broker metadata, so the hook keeps the ID, the
+// topic and the publisher's username in the packet's CONNECT fields (Connect.ClientIdentifier,
+// Connect.WillTopic, Connect.Username): mochi copies them with every copy of the packet (to
+// each subscriber, into its retained index and in-flight resends) and never encodes them in a
+// PUBLISH. Messages mochi publishes without OnPublish (wills, $SYS topics) have no ID: they
+// are not stored, and their deliveries are not reported.
+//
+// # Duplicates
+//
+// A client whose session mochi kept (clean session false, no broker restart) is sent the
+// messages queued in that session by mochi itself when it reconnects; when it then subscribes,
+// the stores return the same messages. The hook does not deliver a stored message that is in
+// flight to the client, that the client acknowledged on this connection (its acknowledgement
+// may not be written yet), or that mochi is about to send as the retained message of its
+// topic. What remains is MQTT's at-least-once: a QoS 1 message acknowledged on a previous
+// connection just before the store was reached can come again.
+package mochihook
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqttstore/mqttstore/hook"
+)
+
+// Options configure a Hook. The zero value is ready to use.
+type Options struct {
+	// Node is the broker's node name, recorded with client states and messages.
+	Node string
+	// IDs makes the IDs of published messages. Nil means hook.NewIDGenerator(Node). Give the
+	// dispatcher the same generator (DispatcherOptions.IDs) so that one node has one source of
+	// order.
+	IDs *hook.IDGenerator
+	// Logger receives failed actions and deliveries. Nil means the logger mochi gives its
+	// hooks (the server's, with hook=mqttstore).
+	Logger *slog.Logger
+	// MaxTracked bounds, per connection, the QoS 1 and 2 deliveries awaiting acknowledgement
+	// that the hook remembers (to report message.acked) and the topics whose acknowledged
+	// position it remembers (to avoid duplicates). Zero means the server's MaximumInflight.
+	MaxTracked int
+}
+
+// Hook is the mochi hook. Make it with New and add it to the server with AddHook, after any
+// hook that may reject publishes in OnPublish (messages are stored in this hook's OnPublish).
+//
+// Hook is safe for concurrent use, as mochi requires: its state is per connection, each
+// connection's behind its own mutex.
+type Hook struct {
+	mqtt.HookBase
+	server     *mqtt.Server
+	d          *hook.Dispatcher
+	ids        *hook.IDGenerator
+	node       string
+	logger     *slog.Logger
+	maxTracked int
+
+	ctx    context.Context // lookups; cancelled by Stop
+	cancel context.CancelFunc
+
+	conns sync.Map // client ID -> *conn, the client's current connection
+}
+
+// New returns a hook that dispatches server's events to d. The caller keeps d: close it after
+// the server (server.Close waits for every client's disconnect to be dispatched).
+func New(server *mqtt.Server, d *hook.Dispatcher, opts Options) *Hook {
+	h := &Hook{server: server, d: d, ids: opts.IDs, node: opts.Node, logger: opts.Logger, maxTracked: opts.MaxTracked}
+	if h.ids == nil {
+		h.ids = hook.NewIDGenerator(opts.Node)
+	}
+	if h.maxTracked <= 0 {
+		h.maxTracked = int(server.Options.Capabilities.MaximumInflight)
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	return h
+}
+
+// ID returns "mqttstore".
+func (h *Hook) ID() string { return "mqttstore" }
+
+// Provides reports the mochi events the hook handles.
+func (h *Hook) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnSubscribed, mqtt.OnUnsubscribed,
+		mqtt.OnPublish, mqtt.OnPacketSent, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped:
+		return true
+	}
+	return false
+}
+
+// SetOpts is called by mochi's AddHook with the server's logger.
+func (h *Hook) SetOpts(l *slog.Logger, o *mqtt.HookOptions) {
+	h.HookBase.SetOpts(l, o)
+	if h.logger == nil {
+		h.logger = l
+	}
+}
+
+// Stop cancels the lookups in progress. It does not close the dispatcher.
+func (h *Hook) Stop() error {
+	h.cancel()
+	return nil
+}
+
+func (h *Hook) log() *slog.Logger {
+	if h.logger == nil {
+		return slog.Default()
+	}
+	return h.logger
+}
+
+// logErr logs the failure of dispatching an event, if any.
+func (h *Hook) logErr(err error, p hook.Point, cl *mqtt.Client) {
+	if err != nil {
+		h.log().Warn("mqttstore: dispatch failed", "point", p, "client", cl.ID, "error", err)
+	}
+}
+
+// OnSessionEstablished dispatches client.connected and session.created, and applies the
+// subscriptions their lookups return.
+func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	c := h.conn(cl)
+	username := string(cl.Properties.Username)
+	res, err := h.d.ClientConnected(h.ctx, &hook.ConnectedEvent{
+		ClientID:    cl.ID,
+		Username:    username,
+		Peerhost:    peerhost(cl),
+		Node:        h.node,
+		ProtoVer:    cl.Properties.ProtocolVersion,
+		Keepalive:   cl.State.Keepalive,
+		CleanStart:  cl.Properties.Clean,
+		ConnectedAt: time.Now(),
+	})
+	h.logErr(err, hook.ClientConnected, cl)
+	if c == nil || !c.present {
+		created, err := h.d.SessionCreated(h.ctx, &hook.SessionCreatedEvent{ClientID: cl.ID, Username: username, Node: h.node})
+		h.logErr(err, hook.SessionCreated, cl)
+		res = hook.MergeResults(res, created)
+	}
+	caps := h.server.Options.Capabilities
+	for _, s := range res.Subscriptions {
+		if !mqtt.IsValidFilter(s.Topic, false) {
+			h.log().Warn("mqttstore: stored subscription has an invalid topic filter", "client", cl.ID, "topic", s.Topic)
+			continue
+		}
+		sub := packets.Subscription{Filter: s.Topic, Qos: min(s.QoS, caps.MaximumQos)}
+		// As mochi's own storage hooks restore subscriptions (Server.loadSubscriptions).
+		if h.server.Topics.Subscribe(cl.ID, sub) {
+			atomic.AddInt64(&h.server.Info.Subscriptions, 1)
+		}
+		cl.State.Subscriptions.Add(sub.Filter, sub)
+		h.subscribed(cl, c, sub, true)
+	}
+}
+
+// OnDisconnect dispatches client.disconnected, unless the connection was taken over by a new
+// one of the same client (which is connected), and forgets the connection.
+func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if c := h.conn(cl); c != nil {
+		h.conns.CompareAndDelete(cl.ID, c)
+	}
+	cause := cl.StopCause()
+	if errors.Is(cause, packets.ErrSessionTakenOver) {
+		return
+	}
+	err = h.d.ClientDisconnected(h.ctx, &hook.DisconnectedEvent{
+		ClientID:       cl.ID,
+		Username:       string(cl.Properties.Username),
+		Node:           h.node,
+		Reason:         disconnectReason(err, cause),
+		DisconnectedAt: time.Now(),
+	})
+	h.logErr(err, hook.ClientDisconnected, cl)
+}
+
+// disconnectReason names why a connection ended, in EMQX's words where there is one.
+func disconnectReason(err, cause error) string {
+	if err == nil {
+		err = cause
+	}
+	var ne net.Error
+	switch {
+	case err == nil, errors.Is(err, packets.CodeDisconnect), errors.Is(err, packets.CodeSuccess):
+		return "normal"
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		return "closed"
+	case errors.Is(err, packets.ErrKeepAliveTimeout), errors.As(err, &ne) && ne.Timeout():
+		return "keepalive_timeout"
+	case errors.Is(err, packets.ErrServerShuttingDown):
+		return "server_shutdown"
+	}
+	return err.Error()
+}
+
+// OnSubscribed dispatches session.subscribed for each filter the broker granted and delivers
+// the messages the lookups return.
+func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	c := h.conn(cl)
+	for i, sub := range pk.Filters {
+		if i >= len(reasonCodes) || reasonCodes[i] > packets.CodeGrantedQos2.Code {
+			continue // refused
+		}
+		sub.Qos = reasonCodes[i]
+		h.subscribed(cl, c, sub, false) // mochi sends the retained messages it holds itself
+	}
+}
+
+// OnUnsubscribed dispatches session.unsubscribed for each filter of an UNSUBSCRIBE.
+func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	// mochi also calls OnUnsubscribed when it drops the subscriptions of a session that ended
+	// or was taken over, with a packet it made, without a packet ID; that is not a client
+	// unsubscribing, and must not delete the client's acked positions (on_acked_delete).
+	if pk.PacketID == 0 && !cl.Net.Inline {
+		return
+	}
+	username := string(cl.Properties.Username)
+	for _, sub := range pk.Filters {
+		err := h.d.SessionUnsubscribed(h.ctx, &hook.UnsubscribedEvent{ClientID: cl.ID, Username: username, Topic: sub.Filter})
+		h.logErr(err, hook.SessionUnsubscribed, cl)
+	}
+}
+
+// OnPublish gives the message its ID and dispatches message.publish. mochi calls it after
+// its checks (topic, ACL, quota) and before delivering the message; dispatching here, rather
+// than in OnPublished, makes the message reach the stores' queues before any delivery or
+// acknowledgement of it.
+func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	m := &hook.Message{
+		ID:        h.ids.Next(),
+		From:      cl.ID,
+		Username:  string(cl.Properties.Username),
+		Peerhost:  peerhost(cl),
+		Node:      h.node,
+		Topic:     pk.TopicName,
+		QoS:       pk.FixedHeader.Qos,
+		Retain:    pk.FixedHeader.Retain,
+		Payload:   pk.Payload,
+		Timestamp: time.Now(),
+	}
+	if cl.Net.Inline && len(pk.Payload) > 0 {
+		// The embedding program's buffer (Server.Publish): stores may keep the payload.
+		m.Payload = append([]byte(nil), pk.Payload...)
+	}
+	if len(pk.Properties.User) > 0 {
+		m.Properties = make(map[string]string, len(pk.Properties.User))
+		for _, p := range pk.Properties.User {
+			m.Properties[p.Key] = p.Val
+		}
+	}
+	stamp(&pk, m)
+	h.logErr(h.d.MessagePublish(h.ctx, &hook.PublishEvent{Message: m}), hook.MessagePublish, cl)
+	return pk, nil
+}
+
+// OnQosPublish remembers a QoS 1 or 2 delivery until the client acknowledges it. mochi calls
+// it when the packet goes in flight, before it is written (the acknowledgement can be read
+// before a hook after the write would run), and again when it resends it.
+func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) {
+	if pk.FixedHeader.Type != packets.Publish {
+		return // the ack of the client's own publish
+	}
+	if m := stamped(&pk); m != nil {
+		h.track(cl, h.conn(cl), pk.PacketID, m)
+	}
+}
+
+func (h *Hook) track(cl *mqtt.Client, c *conn, id uint16, m *hook.Message) {
+	if c != nil && !c.track(id, m, h.maxTracked) {
+		h.log().Warn("mqttstore: too many unacknowledged deliveries to track; this one's acknowledgement will not be recorded",
+			"client", cl.ID, "max", h.maxTracked, "msgid", m.ID)
+	}
+}
+
+// OnPacketSent dispatches message.deliver for a PUBLISH written to the client. A CONNACK
+// starts the connection's state.
+func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		if m := stamped(&pk); m != nil {
+			err := h.d.MessageDeliver(h.ctx, &hook.DeliverEvent{ClientID: cl.ID, Username: string(cl.Properties.Username), Message: m})
+			h.logErr(err, hook.MessageDeliver, cl)
+		}
+	case packets.Connack:
+		if pk.ReasonCode == packets.CodeSuccess.Code {
+			h.conns.Store(cl.ID, newConn(cl, pk.SessionPresent))
+		}
+	}
+}
+
+// OnQosComplete dispatches message.acked when the client completes a delivery: its PUBACK
+// (QoS 1) or PUBCOMP (QoS 2).
+func (h *Hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	// mochi also calls OnQosComplete for the acks it sends for the client's own publishes;
+	// it builds those (buildAck sets Created), while the client's are read off the wire.
+	if pk.Created != 0 || pk.FixedHeader.Type != packets.Puback && pk.FixedHeader.Type != packets.Pubcomp {
+		return
+	}
+	c := h.conn(cl)
+	if c == nil {
+		return
+	}
+	m := c.acked(pk.PacketID, h.maxTracked)
+	if m == nil {
+		return
+	}
+	err := h.d.MessageAcked(h.ctx, &hook.AckedEvent{ClientID: cl.ID, Username: string(cl.Properties.Username), Message: m})
+	h.logErr(err, hook.MessageAcked, cl)
+}
+
+// OnQosDropped forgets a delivery mochi gave up on (expired, refused by the client, or
+// cleared with its session).
+func (h *Hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if pk.FixedHeader.Type == packets.Pubrel && pk.Created == 0 {
+		return // the client's PUBREL of its own QoS 2 publish: its packet ID is not one of ours
+	}
+	if c := h.conn(cl); c != nil {
+		c.forget(pk.PacketID)
+	}
+}
+
+// conn returns the state of cl's connection, nil if it has none (not connected, or replaced).
+func (h *Hook) conn(cl *mqtt.Client) *conn {
+	v, ok := h.conns.Load(cl.ID)
+	if !ok {
+		return nil
+	}
+	c := v.(*conn)
+	if c.cl != cl {
+		return nil
+	}
+	return c
+}
+
+// peerhost returns the client's IP address (without the port).
+func peerhost(cl *mqtt.Client) string {
+	host, _, err := net.SplitHostPort(cl.Net.Remote)
+	if err != nil {
+		return cl.Net.Remote
+	}
+	return host
+}
