@@ -1,0 +1,152 @@
+package redisstore
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/mqttstore/mqttstore/backend"
+	"github.com/mqttstore/mqttstore/hook"
+)
+
+// Functions lists the built-in functions the store implements.
+var Functions = []string{
+	hook.OnClientConnected, hook.OnClientDisconnected,
+	hook.OnSubscribeLookup, hook.OnSubscriptionLookup,
+	hook.OnMessagePublish, hook.OnMessageStore,
+	hook.OnMessageRetain, hook.OnRetainDelete, hook.OnRetainLookup,
+	hook.OnMessageFetchForQueue, hook.OnMessageAckedForQueue,
+	hook.OnMessageFetchForPubsub, hook.OnMessageAckedForPubsub,
+	hook.OnMessageStoreKeepLatest, hook.OnMessageFetchForKeepLatest, hook.OnMessageAckedForKeepLatest,
+}
+
+// Prepare checks r and returns its action: a hook.LookupAction for on_subscribe_lookup,
+// on_retain_lookup and the fetch functions, a hook.WriteAction for the other functions and
+// for custom commands. The error, a *hook.RuleError naming the rule and the field, wraps
+// backend.ErrUnsupported for a function the store does not implement (on_message_fetch,
+// on_message_acked and on_acked_delete: Redis has the _for_queue, _for_pubsub and
+// _keep_latest functions instead) and for SQL or CQL statements, and the template's error for
+// a command that does not compile.
+func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
+	if r == nil {
+		return nil, fmt.Errorf("redisstore: prepare: nil rule")
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	fail := func(field string, err error) error { return &hook.RuleError{Rule: r.Name, Field: field, Err: err} }
+	a := &r.Action
+	switch {
+	case a.Commands != nil:
+		return s.prepareCommands(r)
+	case a.SQL != nil:
+		return nil, fail("action.sql", fmt.Errorf("%w: SQL statements in the Redis store (use \"commands\")", backend.ErrUnsupported))
+	case a.CQL != nil:
+		return nil, fail("action.cql", fmt.Errorf("%w: CQL statements in the Redis store (use \"commands\")", backend.ErrUnsupported))
+	}
+	fn := a.Function
+	switch fn {
+	case hook.OnSubscribeLookup, hook.OnSubscriptionLookup:
+		return &subLookup{s: s, rule: r.Name}, nil
+	case hook.OnRetainLookup:
+		return &retainLookup{s: s, rule: r.Name}, nil
+	case hook.OnMessageFetchForQueue, hook.OnMessageFetchForPubsub:
+		return &fetchLookup{s: s, rule: r.Name, pubsub: fn == hook.OnMessageFetchForPubsub, opts: r.OfflineOpts}, nil
+	case hook.OnMessageFetchForKeepLatest:
+		return &latestLookup{s: s, rule: r.Name, opts: r.OfflineOpts}, nil
+	case hook.OnMessagePublish, hook.OnMessageStore, hook.OnMessageRetain, hook.OnMessageStoreKeepLatest:
+		if r.ExpiredTime > 0 {
+			s.ttlRules.Store(true)
+		}
+		fallthrough
+	case hook.OnClientConnected, hook.OnClientDisconnected, hook.OnRetainDelete,
+		hook.OnMessageAckedForQueue, hook.OnMessageAckedForPubsub, hook.OnMessageAckedForKeepLatest:
+		return &writeAction{s: s, rule: r.Name, fn: fn, ttl: r.ExpiredTime}, nil
+	}
+	return nil, fail("action.function", fmt.Errorf("%w: %s in the Redis store (it implements %v)", backend.ErrUnsupported, fn, Functions))
+}
+
+// writeAction is a built-in function that records: Write turns the event into a queued op.
+type writeAction struct {
+	s    *Store
+	rule string
+	fn   string
+	ttl  time.Duration // expired_time of the storing functions
+}
+
+func (a *writeAction) Write(e hook.Event) error {
+	switch a.fn {
+	case hook.OnClientConnected:
+		ev, ok := e.(*hook.ConnectedEvent)
+		if !ok || ev == nil {
+			return a.badEvent(e)
+		}
+		return a.s.enqueue(op{kind: opConnected, key: ev.ClientID, client: ev.ClientID, node: ev.Node, at: ev.ConnectedAt})
+	case hook.OnClientDisconnected:
+		ev, ok := e.(*hook.DisconnectedEvent)
+		if !ok || ev == nil {
+			return a.badEvent(e)
+		}
+		return a.s.enqueue(op{kind: opDisconnected, key: ev.ClientID, client: ev.ClientID, node: ev.Node, at: ev.DisconnectedAt})
+	case hook.OnMessageAckedForQueue, hook.OnMessageAckedForPubsub, hook.OnMessageAckedForKeepLatest:
+		ev, ok := e.(*hook.AckedEvent)
+		if !ok || ev == nil || ev.Message == nil {
+			return a.badEvent(e)
+		}
+		if err := a.checkMessage(ev.Message); err != nil {
+			return err
+		}
+		if a.fn == hook.OnMessageAckedForQueue {
+			// Keyed by topic: in order with the writes of the message it removes.
+			return a.s.enqueue(op{kind: opQueueAck, key: ev.Message.Topic, msg: ev.Message})
+		}
+		return a.s.enqueue(op{kind: opPosition, key: ev.ClientID, client: ev.ClientID, msg: ev.Message})
+	}
+	ev, ok := e.(*hook.PublishEvent)
+	if !ok || ev == nil || ev.Message == nil {
+		return a.badEvent(e)
+	}
+	m := ev.Message
+	if err := a.checkMessage(m); err != nil {
+		return err
+	}
+	o := op{key: m.Topic, msg: m, ttl: a.ttl}
+	switch a.fn {
+	case hook.OnMessagePublish, hook.OnMessageStore:
+		if a.fn == hook.OnMessagePublish && m.QoS == 0 {
+			return nil
+		}
+		o.kind = opStore
+	case hook.OnMessageRetain:
+		if !m.Retain || len(m.Payload) == 0 {
+			return nil
+		}
+		o.kind = opRetain
+	case hook.OnRetainDelete:
+		if !m.Retain || len(m.Payload) != 0 {
+			return nil
+		}
+		o.kind = opRetainDelete
+	case hook.OnMessageStoreKeepLatest:
+		o.kind = opLatest
+	}
+	return a.s.enqueue(o)
+}
+
+func (a *writeAction) badEvent(e hook.Event) error {
+	return fmt.Errorf("redisstore: rule %q (%s): unexpected event %T", a.rule, a.fn, e)
+}
+
+// checkMessage refuses messages the keys cannot be built from.
+func (a *writeAction) checkMessage(m *hook.Message) error {
+	switch {
+	case m.ID == "":
+		return fmt.Errorf("redisstore: rule %q (%s): message on %q has no ID", a.rule, a.fn, m.Topic)
+	case m.Topic == "":
+		return fmt.Errorf("redisstore: rule %q (%s): message %s has no topic", a.rule, a.fn, m.ID)
+	case m.QoS > 2:
+		return fmt.Errorf("redisstore: rule %q (%s): message %s has QoS %d", a.rule, a.fn, m.ID, m.QoS)
+	}
+	return nil
+}
+
+func (s *Store) enqueue(o op) error { return s.w.Enqueue(o) }
