@@ -55,6 +55,9 @@ func (h *Hook) subscribed(cl *mqtt.Client, c *conn, sub packets.Subscription, mo
 		ClientID: cl.ID, Username: string(cl.Properties.Username), Topic: sub.Filter, QoS: sub.Qos,
 	})
 	h.logErr(err, hook.SessionSubscribed, cl)
+	if cl.Net.Inline {
+		return // the embedding program's own subscription (Server.Subscribe): nothing to write to
+	}
 	if mqtt.IsSharedFilter(sub.Filter) {
 		// A group's stored messages are not each member's; mochi sends shared subscriptions
 		// no retained messages either (MQTT 5, 4.8.2).
