@@ -167,7 +167,7 @@ func TestControlChannel(t *testing.T) {
 // by itself and goes on handing requests over.
 func TestControlChannelReconnects(t *testing.T) {
 	t.Parallel()
-	srv := startRedisServer(t)
+	srv := startRedisServer(t, true)
 	rec := make(controlRecorder, 10)
 	s := openStore(t, Config{Addrs: []string{srv.addr}, OnControl: rec.handle, Options: testOptions})
 	defer s.Close(context.Background())

@@ -15,7 +15,7 @@ import (
 // batches the outage failed, and the writes are idempotent.
 func TestRestartUnderLoad(t *testing.T) {
 	t.Parallel()
-	srv := startRedisServer(t)
+	srv := startRedisServer(t, true)
 	opts := backend.Options{
 		BatchInterval: time.Millisecond, QueryTimeout: 2 * time.Second, ConnectTimeout: time.Second,
 		Retry: backend.Retry{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},

@@ -13,19 +13,20 @@ import (
 )
 
 // redisServer is a redis-server process of the test's own, on a free port, that the test
-// may kill and start again without disturbing the shared servers of scripts/services. It
-// appends every write to its AOF before answering (appendfsync always), so that a killed
-// server restarts with everything it acknowledged.
+// may kill and start again without disturbing the shared servers of scripts/services. A
+// durable one appends every write to its AOF before answering (appendfsync always), so that
+// a killed server restarts with everything it acknowledged; the others keep nothing on disk.
 type redisServer struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
+	t       testing.TB
+	bin     string
+	dir     string
+	addr    string
+	durable bool
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
-func startRedisServer(t testing.TB) *redisServer {
+func startRedisServer(t testing.TB, durable bool) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -37,7 +38,7 @@ func startRedisServer(t testing.TB) *redisServer {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	r := &redisServer{t: t, bin: bin, dir: t.TempDir(), addr: addr}
+	r := &redisServer{t: t, bin: bin, dir: t.TempDir(), addr: addr, durable: durable}
 	r.start()
 	t.Cleanup(r.kill)
 	return r
@@ -46,8 +47,11 @@ func startRedisServer(t testing.TB) *redisServer {
 func (r *redisServer) start() {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.addr)
-	r.cmd = exec.Command(r.bin, "--port", port, "--bind", "127.0.0.1", "--dir", r.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no", "--loglevel", "warning")
+	args := []string{"--port", port, "--bind", "127.0.0.1", "--dir", r.dir, "--save", "", "--daemonize", "no", "--loglevel", "warning"}
+	if r.durable {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	}
+	r.cmd = exec.Command(r.bin, args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}

@@ -70,13 +70,21 @@ func (s *Store) flush(ctx context.Context, batch []op) error {
 	var st stages
 	// Of several retained writes to one topic in a batch, only the last matters; keeping it
 	// alone keeps the stages from reordering an upsert and a delete of the same key.
-	var lastRetained map[string]int
+	// Likewise a message stored and acked from its queue in the same batch (a subscriber that
+	// was online acked it at once) is not stored: the stages would add its ID after removing it.
+	var lastRetained, queueAcked map[string]int
 	for i := range batch {
-		if k := batch[i].kind; k == opRetain || k == opRetainDelete {
+		switch batch[i].kind {
+		case opRetain, opRetainDelete:
 			if lastRetained == nil {
 				lastRetained = make(map[string]int)
 			}
 			lastRetained[batch[i].msg.Topic] = i
+		case opQueueAck:
+			if queueAcked == nil {
+				queueAcked = make(map[string]int)
+			}
+			queueAcked[batch[i].msg.ID] = i
 		}
 	}
 	for i := range batch {
@@ -95,6 +103,9 @@ func (s *Store) flush(ctx context.Context, batch []op) error {
 			}
 		case opStore:
 			m := o.msg
+			if j, ok := queueAcked[m.ID]; ok && j > i {
+				continue
+			}
 			key := s.k.msg(m.ID)
 			st.int(ctx, 0, messageFields("hset", key, m)...)
 			set := s.k.topic(m.Topic)
