@@ -420,6 +420,7 @@ type client struct {
 	paho.Client
 	id             string
 	settling       bool // subscribed to its settle topic
+	barriers       int
 	sessionPresent bool
 	mu             sync.Mutex
 	msgs           []received
@@ -474,17 +475,20 @@ func (c *client) received() []received {
 }
 
 // barrier publishes a QoS 0 message to topic, which c is subscribed to, and returns what c
-// received before it: what the broker sent c in answer to the packets c sent before (a broker
+// received before it, earlier barriers left out: what the broker sent c in answer to the packets c sent before (a broker
 // handles a client's packets in order).
 func (c *client) barrier(t *testing.T, topic string) []received {
 	t.Helper()
-	c.publish(t, topic, 0, false, "barrier")
+	c.barriers++
+	payload := fmt.Sprintf("barrier %d", c.barriers)
+	c.publish(t, topic, 0, false, payload)
 	var got []received
 	eventually(t, "the barrier on "+topic, func() bool {
 		got = c.received()
-		return slices.ContainsFunc(got, func(r received) bool { return r.Payload == "barrier" })
+		return slices.ContainsFunc(got, func(r received) bool { return r.Payload == payload })
 	})
-	return got[:slices.IndexFunc(got, func(r received) bool { return r.Payload == "barrier" })]
+	got = got[:slices.IndexFunc(got, func(r received) bool { return r.Payload == payload })]
+	return slices.DeleteFunc(got, func(r received) bool { return strings.HasPrefix(r.Payload, "barrier ") })
 }
 
 // settle returns once the broker has fully handled the messages c published before: MQTT

@@ -12,6 +12,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqttstore/mqttstore/hook"
+	"github.com/mqttstore/mqttstore/topic"
 )
 
 // errInflightFull: the client has the server's MaximumInflight deliveries in flight.
@@ -55,8 +56,8 @@ func (h *Hook) subscribed(cl *mqtt.Client, c *conn, sub packets.Subscription, mo
 		ClientID: cl.ID, Username: string(cl.Properties.Username), Topic: sub.Filter, QoS: sub.Qos,
 	})
 	h.logErr(err, hook.SessionSubscribed, cl)
-	if cl.Net.Inline {
-		return // the embedding program's own subscription (Server.Subscribe): nothing to write to
+	if cl.Net.Inline || cl.Closed() {
+		return // the embedding program's own subscription (Server.Subscribe), or gone: nothing to write to
 	}
 	if mqtt.IsSharedFilter(sub.Filter) {
 		// A group's stored messages are not each member's; mochi sends shared subscriptions
@@ -66,8 +67,8 @@ func (h *Hook) subscribed(cl *mqtt.Client, c *conn, sub packets.Subscription, mo
 	noRetained := sub.RetainHandling == 2
 	var dup func(*hook.Message) bool
 	for _, m := range res.Messages {
-		if m.Retain && noRetained || sub.NoLocal && m.From == cl.ID {
-			continue
+		if m.Retain && noRetained || sub.NoLocal && m.From == cl.ID || !topic.Match(sub.Filter, m.Topic) {
+			continue // the last: a store's mistake must not reach a client that did not ask
 		}
 		if dup == nil {
 			dup = h.duplicates(cl, c, !noRetained)

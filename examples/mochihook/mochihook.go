@@ -8,6 +8,7 @@
 //	OnSessionEstablished  client.connected, then session.created (unless mochi resumed the
 //	                      client's session); the subscriptions returned are applied in mochi
 //	                      (topic index and client state) and then handled as subscriptions
+//	                      (Subscribe and Unsubscribe do the same on a store's request)
 //	OnDisconnect          client.disconnected (not when a new connection took the session over)
 //	OnSubscribed          session.subscribed, once per granted filter; the messages returned
 //	                      are delivered to that client only
@@ -47,6 +48,7 @@ package mochihook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -173,20 +175,59 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		h.logErr(err, hook.SessionCreated, cl)
 		res = hook.MergeResults(res, created)
 	}
-	caps := h.server.Options.Capabilities
 	for _, s := range res.Subscriptions {
-		if !mqtt.IsValidFilter(s.Topic, false) {
-			h.log().Warn("mqttstore: stored subscription has an invalid topic filter", "client", cl.ID, "topic", s.Topic)
-			continue
+		if err := h.subscribe(cl, c, s); err != nil {
+			h.log().Warn("mqttstore: stored subscription not applied", "client", cl.ID, "topic", s.Topic, "error", err)
 		}
-		sub := packets.Subscription{Filter: s.Topic, Qos: min(s.QoS, caps.MaximumQos)}
-		// As mochi's own storage hooks restore subscriptions (Server.loadSubscriptions).
-		if h.server.Topics.Subscribe(cl.ID, sub) {
-			atomic.AddInt64(&h.server.Info.Subscriptions, 1)
-		}
-		cl.State.Subscriptions.Add(sub.Filter, sub)
-		h.subscribed(cl, c, sub, true)
 	}
+}
+
+// ErrNotConnected is returned by Subscribe and Unsubscribe for a client that is not connected.
+var ErrNotConnected = errors.New("mochihook: client not connected")
+
+// Subscribe subscribes the connected client clientID to sub, as if it had subscribed itself:
+// session.subscribed is dispatched, and the stored messages the lookups return and the
+// retained messages mochi holds are delivered to it. It is how a store's requests to
+// subscribe a client (the Redis SUB/UNSUB channel) reach the broker. A client that is not
+// connected gets an error wrapping ErrNotConnected.
+func (h *Hook) Subscribe(clientID string, sub hook.Subscription) error {
+	cl, ok := h.server.Clients.Get(clientID)
+	if !ok || cl.Closed() {
+		return fmt.Errorf("subscribe %q to %q: %w", clientID, sub.Topic, ErrNotConnected)
+	}
+	return h.subscribe(cl, h.conn(cl), sub)
+}
+
+// subscribe applies sub to cl in mochi, as mochi's own storage hooks restore subscriptions
+// (Server.loadSubscriptions), and handles it as a new subscription.
+func (h *Hook) subscribe(cl *mqtt.Client, c *conn, s hook.Subscription) error {
+	if !mqtt.IsValidFilter(s.Topic, false) {
+		return fmt.Errorf("subscribe %q to %q: invalid topic filter", cl.ID, s.Topic)
+	}
+	sub := packets.Subscription{Filter: s.Topic, Qos: min(s.QoS, h.server.Options.Capabilities.MaximumQos)}
+	if h.server.Topics.Subscribe(cl.ID, sub) {
+		atomic.AddInt64(&h.server.Info.Subscriptions, 1)
+	}
+	cl.State.Subscriptions.Add(sub.Filter, sub)
+	h.subscribed(cl, c, sub, true)
+	return nil
+}
+
+// Unsubscribe unsubscribes the connected client clientID from the topic filter, as if it had
+// unsubscribed itself: session.unsubscribed is dispatched. A client that is not connected
+// gets an error wrapping ErrNotConnected.
+func (h *Hook) Unsubscribe(clientID, filter string) error {
+	cl, ok := h.server.Clients.Get(clientID)
+	if !ok || cl.Closed() {
+		return fmt.Errorf("unsubscribe %q from %q: %w", clientID, filter, ErrNotConnected)
+	}
+	if h.server.Topics.Unsubscribe(filter, cl.ID) {
+		atomic.AddInt64(&h.server.Info.Subscriptions, -1)
+	}
+	cl.State.Subscriptions.Delete(filter)
+	err := h.d.SessionUnsubscribed(h.ctx, &hook.UnsubscribedEvent{ClientID: cl.ID, Username: string(cl.Properties.Username), Topic: filter})
+	h.logErr(err, hook.SessionUnsubscribed, cl)
+	return nil
 }
 
 // OnDisconnect dispatches client.disconnected, unless the connection was taken over by a new

@@ -7,11 +7,13 @@ package mochihook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -156,8 +158,9 @@ type received struct {
 // client is a paho client that records what it receives.
 type client struct {
 	paho.Client
-	mu   sync.Mutex
-	msgs []received
+	barriers int
+	mu       sync.Mutex
+	msgs     []received
 }
 
 func connect(t *testing.T, addr, id string, clean bool) *client {
@@ -203,18 +206,20 @@ func (c *client) received() []received {
 }
 
 // barrier has c publish a message to topic, which c is subscribed to, and returns what c
-// received before it: everything the broker sent c for the packets c sent before (mochi
-// handles a client's packets one after the other).
+// received before it, earlier barriers left out: everything the broker sent c for the
+// packets c sent before (mochi handles a client's packets one after the other).
 func (b *broker) barrier(t *testing.T, c *client, topic string) []received {
 	t.Helper()
-	c.publish(t, topic, 0, false, "barrier")
+	c.barriers++
+	payload := fmt.Sprintf("barrier %d", c.barriers)
+	c.publish(t, topic, 0, false, payload)
 	var got []received
 	eventually(t, "the barrier", func() bool {
 		got = c.received()
-		return slices.ContainsFunc(got, func(r received) bool { return r.Payload == "barrier" })
+		return slices.ContainsFunc(got, func(r received) bool { return r.Payload == payload })
 	})
-	i := slices.IndexFunc(got, func(r received) bool { return r.Payload == "barrier" })
-	return got[:i]
+	got = got[:slices.IndexFunc(got, func(r received) bool { return r.Payload == payload })]
+	return slices.DeleteFunc(got, func(r received) bool { return strings.HasPrefix(r.Payload, "barrier ") })
 }
 
 // eventually waits until cond holds, failing the test after 10s.
@@ -493,4 +498,43 @@ func TestTakeoverIsNotADisconnect(t *testing.T) {
 	}
 	second.Disconnect(100)
 	eventually(t, "the disconnect", func() bool { return len(find[*hook.DisconnectedEvent](rec, nil)) == 1 })
+}
+
+func TestSubscribeUnsubscribe(t *testing.T) {
+	rec := &recorder{fetch: func(e *hook.SubscribedEvent, _ []*hook.Message) []*hook.Message {
+		// Returned for every subscription: the hook delivers what the filter matches only.
+		return []*hook.Message{{ID: "s1", Topic: "ctl/x", QoS: 1, Payload: []byte("stored")}}
+	}}
+	b := startBroker(t, rec)
+	c := connect(t, b.addr, "c", true)
+	c.subscribe(t, "own", 0)
+	if err := b.hook.Subscribe("c", hook.Subscription{Topic: "ctl/x", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	want := []received{{"ctl/x", "stored", 1, false}}
+	if got := b.barrier(t, c, "ctl/x"); !slices.Equal(got, want) {
+		t.Errorf("after Subscribe: received %v, want %v", got, want)
+	}
+	if err := b.hook.Unsubscribe("c", "ctl/x"); err != nil {
+		t.Fatal(err)
+	}
+	unsub := find[*hook.UnsubscribedEvent](rec, nil)
+	if len(unsub) != 1 || unsub[0].ClientID != "c" || unsub[0].Topic != "ctl/x" {
+		t.Errorf("session.unsubscribed events %+v", unsub)
+	}
+	c.publish(t, "ctl/x", 0, false, "after unsubscribe")
+	if got := b.barrier(t, c, "own"); !slices.Equal(got, want) {
+		t.Errorf("received %v, want nothing after unsubscribing", got)
+	}
+	for _, err := range []error{
+		b.hook.Subscribe("nobody", hook.Subscription{Topic: "a"}),
+		b.hook.Unsubscribe("nobody", "a"),
+	} {
+		if !errors.Is(err, ErrNotConnected) {
+			t.Errorf("error %v, want ErrNotConnected", err)
+		}
+	}
+	if err := b.hook.Subscribe("c", hook.Subscription{Topic: "a/#/b"}); err == nil {
+		t.Error("Subscribe to an invalid filter: no error")
+	}
 }
