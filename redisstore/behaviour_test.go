@@ -51,7 +51,9 @@ func fetchIDs(t *testing.T, l hook.LookupAction, client, filter string) []string
 	return ids
 }
 
-func equalStrings(a, b []string) bool { return strings.Join(a, "\x00") == strings.Join(b, "\x00") && len(a) == len(b) }
+func equalStrings(a, b []string) bool {
+	return strings.Join(a, "\x00") == strings.Join(b, "\x00") && len(a) == len(b)
+}
 
 func TestCustomCommands(t *testing.T) {
 	t.Parallel()
