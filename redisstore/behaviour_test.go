@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,9 +52,7 @@ func fetchIDs(t *testing.T, l hook.LookupAction, client, filter string) []string
 	return ids
 }
 
-func equalStrings(a, b []string) bool {
-	return strings.Join(a, "\x00") == strings.Join(b, "\x00") && len(a) == len(b)
-}
+func equalStrings(a, b []string) bool { return slices.Equal(a, b) }
 
 func TestCustomCommands(t *testing.T) {
 	t.Parallel()

@@ -346,3 +346,36 @@ func parseTime(v string) time.Time {
 	}
 	return time.UnixMilli(n)
 }
+
+// ConfigFromPool returns the Config of an EMQX 4.x Redis pool (backend.redis.<pool>.* in
+// emqx_backend_redis.conf, read with backend.LoadConfig): type (single, sentinel, cluster),
+// server (comma-separated), sentinel (the master name), database, password, pool_size and
+// channel. Other settings are left zero (defaults); the caller adds OnControl, Prefix and
+// Options beyond the pool size.
+func ConfigFromPool(p *backend.Pool) (Config, error) {
+	var cfg Config
+	var err error
+	if cfg.Mode, err = ParseMode(p.String("type", "single")); err != nil {
+		return cfg, err
+	}
+	cfg.Addrs = p.List("server")
+	cfg.MasterName = p.String("sentinel", "")
+	cfg.Password = p.String("password", "")
+	cfg.Channel = p.String("channel", "")
+	if cfg.DB, err = p.Int("database", 0); err != nil {
+		return cfg, fmt.Errorf("redisstore: %w: %w", ErrConfig, err)
+	}
+	if cfg.Options.PoolSize, err = p.Int("pool_size", 0); err != nil {
+		return cfg, fmt.Errorf("redisstore: %w: %w", ErrConfig, err)
+	}
+	return cfg, nil
+}
+
+var (
+	_ hook.Backend              = (*Store)(nil)
+	_ hook.Flusher              = (*Store)(nil)
+	_ backend.StatsReporter     = (*Store)(nil)
+	_ backend.ClientStateReader = (*Store)(nil)
+	_ backend.SubscriptionStore = (*Store)(nil)
+	_ backend.Pinger            = (*Store)(nil)
+)
