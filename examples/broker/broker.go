@@ -24,42 +24,75 @@ import (
 	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/examples/mochihook"
 	"github.com/mqttstore/mqttstore/hook"
+	"github.com/mqttstore/mqttstore/redisstore"
 	"github.com/mqttstore/mqttstore/sqlstore"
 )
 
 // defaultConfig is the configuration without -config: SQLite, and the spec's MySQL/PostgreSQL
-// rule list.
-//
-//go:embed default.conf
-var defaultConfig []byte
+// rule list; defaultRedisConfig is the one for -store redis: the spec's Redis rule list.
+var (
+	//go:embed default.conf
+	defaultConfig []byte
+	//go:embed default-redis.conf
+	defaultRedisConfig []byte
+)
 
 // config is what the flags say.
 type config struct {
 	Listen     string // TCP address of the MQTT listener
 	Node       string
-	ConfigFile string // EMQX backend configuration; "" means defaultConfig
+	ConfigFile string // EMQX backend configuration; "" means defaultConfig (or defaultRedisConfig)
 	// Store and DSN, when set, replace the store and the connection of the configuration's
 	// only pool, keeping its rules.
 	Store string
 	DSN   string
-	// EnsureSchema creates the missing tables.
+	// EnsureSchema creates the missing tables (SQL stores).
 	EnsureSchema bool
 	Logger       *slog.Logger
+}
+
+// The kinds of store this broker runs.
+const (
+	kindSQLite   = "sqlite"
+	kindPostgres = "postgres"
+	kindMySQL    = "mysql"
+	kindRedis    = "redis"
+)
+
+// parseKind returns the kind of store a configuration section or -store names: sqlite,
+// pgsql (postgres), mysql (mariadb) or redis.
+func parseKind(name string) (string, error) {
+	if strings.EqualFold(name, kindRedis) {
+		return kindRedis, nil
+	}
+	d, err := sqlstore.ParseDialect(name)
+	if err != nil {
+		return "", fmt.Errorf("unknown store %q (want sqlite, pgsql, mysql or redis)", name)
+	}
+	return d.String(), nil
 }
 
 // storeSpec is one store to open: a pool of a section of the configuration, with the rules
 // that name it.
 type storeSpec struct {
-	Name     string // "sqlite.pool1"
-	Dialect  sqlstore.Dialect
-	DSN      string
-	PoolSize int
-	Rules    []hook.Rule
+	Name  string // "sqlite.pool1"
+	Kind  string
+	DSN   string // SQL: the connection; Redis: the server addresses, comma separated
+	Pool  *backend.Pool
+	Rules []hook.Rule
+}
+
+// defaultText returns the configuration to use without -config.
+func (c config) defaultText() []byte {
+	if strings.EqualFold(c.Store, kindRedis) {
+		return defaultRedisConfig
+	}
+	return defaultConfig
 }
 
 // specs returns the stores the configuration names, one per section and pool with rules.
 func (c config) specs() ([]storeSpec, error) {
-	text, source := defaultConfig, "default configuration"
+	text, source := c.defaultText(), "default configuration"
 	if c.ConfigFile != "" {
 		var err error
 		if text, err = os.ReadFile(c.ConfigFile); err != nil {
@@ -77,23 +110,22 @@ func (c config) specs() ([]storeSpec, error) {
 		if len(sc.Rules) == 0 {
 			continue
 		}
-		dialect, err := sqlstore.ParseDialect(name)
+		kind, err := parseKind(name)
 		if err != nil {
-			return nil, fmt.Errorf("%s: backend.%s: this broker runs the SQL stores (backend.sqlite, backend.pgsql, backend.mysql): %w", source, name, err)
+			return nil, fmt.Errorf("%s: backend.%s: %w", source, name, err)
 		}
 		byPool := map[string][]hook.Rule{}
 		for _, r := range sc.Rules {
 			byPool[r.Pool] = append(byPool[r.Pool], r)
 		}
 		for _, pool := range slices.Sorted(maps.Keys(byPool)) {
-			spec := storeSpec{Name: name + "." + pool, Dialect: dialect, Rules: byPool[pool]}
-			if p := sc.Pools[pool]; p != nil {
-				if spec.DSN, err = poolDSN(dialect, p); err != nil {
-					return nil, fmt.Errorf("%s: %w", source, err)
-				}
-				if spec.PoolSize, err = p.Int("pool_size", 0); err != nil {
-					return nil, fmt.Errorf("%s: %w", source, err)
-				}
+			p := sc.Pools[pool]
+			if p == nil {
+				p = &backend.Pool{Name: pool}
+			}
+			spec := storeSpec{Name: name + "." + pool, Kind: kind, Pool: p, Rules: byPool[pool]}
+			if spec.DSN, err = poolDSN(kind, p); err != nil {
+				return nil, fmt.Errorf("%s: %w", source, err)
 			}
 			specs = append(specs, spec)
 		}
@@ -107,14 +139,14 @@ func (c config) specs() ([]storeSpec, error) {
 		}
 		s := &specs[0]
 		if c.Store != "" {
-			d, err := sqlstore.ParseDialect(c.Store)
+			kind, err := parseKind(c.Store)
 			if err != nil {
 				return nil, fmt.Errorf("-store: %w", err)
 			}
-			if d != s.Dialect && c.DSN == "" {
+			if kind != s.Kind && c.DSN == "" {
 				return nil, fmt.Errorf("-store %s needs -dsn", c.Store)
 			}
-			s.Dialect = d
+			s.Kind = kind
 		}
 		if c.DSN != "" {
 			s.DSN = c.DSN
@@ -129,17 +161,20 @@ func (c config) specs() ([]storeSpec, error) {
 }
 
 // poolDSN builds the connection string of an EMQX pool: server, username (MySQL: user),
-// password, database and ssl for PostgreSQL and MySQL, database (a file name) for SQLite. A
-// "dsn" setting is used as it is.
-func poolDSN(d sqlstore.Dialect, p *backend.Pool) (string, error) {
+// password, database and ssl for PostgreSQL and MySQL, database (a file name) for SQLite, the
+// server list for Redis (its other settings are read when the store opens). A "dsn" setting
+// is used as it is.
+func poolDSN(kind string, p *backend.Pool) (string, error) {
 	if dsn := p.String("dsn", ""); dsn != "" {
 		return dsn, nil
 	}
-	switch d {
-	case sqlstore.SQLite:
+	server := p.String("server", "")
+	switch kind {
+	case kindSQLite:
 		return p.String("database", ""), nil
-	case sqlstore.Postgres:
-		server := p.String("server", "")
+	case kindRedis:
+		return server, nil
+	case kindPostgres:
 		if server == "" {
 			return "", nil
 		}
@@ -156,8 +191,7 @@ func poolDSN(d sqlstore.Dialect, p *backend.Pool) (string, error) {
 			u.RawQuery = "sslmode=require"
 		}
 		return u.String(), nil
-	case sqlstore.MySQL:
-		server := p.String("server", "")
+	case kindMySQL:
 		if server == "" {
 			return "", nil
 		}
@@ -166,7 +200,77 @@ func poolDSN(d sqlstore.Dialect, p *backend.Pool) (string, error) {
 		mc.User, mc.Passwd, mc.DBName = p.String("user", p.String("username", "")), p.String("password", ""), p.String("database", "")
 		return mc.FormatDSN(), nil
 	}
-	return "", fmt.Errorf("unknown dialect %v", d)
+	return "", fmt.Errorf("unknown store kind %q", kind)
+}
+
+// open opens the store s names. Subscribe requests from the Redis control channel go to h.
+func (s storeSpec) open(ctx context.Context, cfg config, log *slog.Logger, h *mochihook.Hook) (hook.Backend, error) {
+	poolSize, err := s.Pool.Int("pool_size", 0)
+	if err != nil {
+		return nil, err
+	}
+	opts := backend.Options{PoolSize: poolSize, Logger: log}
+	if s.Kind == kindRedis {
+		return openRedis(ctx, s, opts, log, h)
+	}
+	dialect, _ := sqlstore.ParseDialect(s.Kind)
+	if dialect == sqlstore.SQLite {
+		if err := makeDir(s.DSN); err != nil {
+			return nil, err
+		}
+	}
+	return sqlstore.Open(ctx, sqlstore.Config{
+		Dialect:      dialect,
+		DSN:          s.DSN,
+		Options:      opts,
+		EnsureSchema: cfg.EnsureSchema,
+		Node:         cfg.Node,
+	})
+}
+
+// openRedis opens a Redis store from the EMQX pool settings: type (single, sentinel or
+// cluster), server, sentinel (the master name), database, password, channel (the SUB/UNSUB
+// control channel; none without it), and prefix (put before every key; not EMQX's).
+func openRedis(ctx context.Context, s storeSpec, opts backend.Options, log *slog.Logger, h *mochihook.Hook) (hook.Backend, error) {
+	p := s.Pool
+	mode, err := redisstore.ParseMode(p.String("type", "single"))
+	if err != nil {
+		return nil, err
+	}
+	db, err := p.Int("database", 0)
+	if err != nil {
+		return nil, err
+	}
+	rc := redisstore.Config{
+		Mode:       mode,
+		Addrs:      strings.Split(s.DSN, ","),
+		MasterName: p.String("sentinel", ""),
+		Password:   p.String("password", ""),
+		DB:         db,
+		Prefix:     p.String("prefix", ""),
+		Options:    opts,
+	}
+	for i := range rc.Addrs {
+		rc.Addrs[i] = strings.TrimSpace(rc.Addrs[i])
+	}
+	if rc.Channel = p.String("channel", ""); rc.Channel != "" {
+		rc.OnControl = func(_ context.Context, c redisstore.Control) error {
+			var err error
+			switch c.Type {
+			case redisstore.Subscribe:
+				err = h.Subscribe(c.ClientID, hook.Subscription{Topic: c.Topic, QoS: c.QoS})
+			case redisstore.Unsubscribe:
+				err = h.Unsubscribe(c.ClientID, c.Topic)
+			}
+			if errors.Is(err, mochihook.ErrNotConnected) {
+				// Recorded in mqtt:sub:<clientid>, which on_subscribe_lookup applies when it connects.
+				log.Debug("control request for a client that is not connected", "client", c.ClientID, "type", c.Type, "topic", c.Topic)
+				return nil
+			}
+			return err
+		}
+	}
+	return redisstore.Open(ctx, rc)
 }
 
 // broker is a running mochi broker with the stores of a configuration.
@@ -194,34 +298,24 @@ func start(ctx context.Context, cfg config) (_ *broker, err error) {
 			err = errors.Join(err, d.Close(context.Background()))
 		}
 	}()
+	server := mqtt.New(&mqtt.Options{Logger: log})
+	h := mochihook.New(server, d, mochihook.Options{Node: cfg.Node, IDs: ids})
 	for _, s := range specs {
-		if s.Dialect == sqlstore.SQLite {
-			if err := makeDir(s.DSN); err != nil {
-				return nil, err
-			}
-		}
-		store, err := sqlstore.Open(ctx, sqlstore.Config{
-			Dialect:      s.Dialect,
-			DSN:          s.DSN,
-			Options:      backend.Options{PoolSize: s.PoolSize, Logger: log},
-			EnsureSchema: cfg.EnsureSchema,
-			Node:         cfg.Node,
-		})
+		store, err := s.open(ctx, cfg, log, h)
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", s.Name, err)
 		}
 		if err := d.Register(s.Name, store, s.Rules...); err != nil {
 			return nil, errors.Join(err, store.Close(ctx))
 		}
-		log.Info("store ready", "store", s.Name, "dialect", s.Dialect, "rules", len(s.Rules))
+		log.Info("store ready", "store", s.Name, "kind", s.Kind, "rules", len(s.Rules))
 	}
 
-	server := mqtt.New(&mqtt.Options{Logger: log, InlineClient: false})
 	// An example broker: every client may connect, publish and subscribe.
 	if err := server.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, err
 	}
-	if err := server.AddHook(mochihook.New(server, d, mochihook.Options{Node: cfg.Node, IDs: ids}), nil); err != nil {
+	if err := server.AddHook(h, nil); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)

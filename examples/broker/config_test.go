@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/mqttstore/mqttstore/hook"
-	"github.com/mqttstore/mqttstore/sqlstore"
 )
 
 // emqxConfig joins the spec's configuration blocks kept in backend/testdata into one file.
@@ -36,22 +35,26 @@ func writeConfig(t *testing.T, text string) string {
 
 func TestSpecs(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		cfg     config
-		dialect sqlstore.Dialect
-		dsn     string
-		pool    int
-		rules   int
+		name  string
+		cfg   config
+		kind  string
+		dsn   string
+		pool  int
+		rules int
 	}{
-		{"default", config{}, sqlstore.SQLite, "data/mqttstore.db", 0, 10},
-		{"default on postgres", config{Store: "postgres", DSN: "postgres://u@h/db"}, sqlstore.Postgres, "postgres://u@h/db", 0, 10},
-		{"default in another file", config{DSN: "/tmp/x.db"}, sqlstore.SQLite, "/tmp/x.db", 0, 10},
+		{"default", config{}, "sqlite", "data/mqttstore.db", 0, 10},
+		{"default on postgres", config{Store: "postgres", DSN: "postgres://u@h/db"}, "postgres", "postgres://u@h/db", 0, 10},
+		{"default in another file", config{DSN: "/tmp/x.db"}, "sqlite", "/tmp/x.db", 0, 10},
+		{"default redis", config{Store: "redis"}, "redis", "127.0.0.1:6379", 0, 12},
+		{"default redis elsewhere", config{Store: "redis", DSN: "10.0.0.1:6379"}, "redis", "10.0.0.1:6379", 0, 12},
 		{"EMQX pgsql", config{ConfigFile: emqxConfig(t, "pgsql-1.conf", "pgsql-2.conf")},
-			sqlstore.Postgres, "postgres://root:public@127.0.0.1:5432/mqtt?sslmode=disable", 8, 10},
+			"postgres", "postgres://root:public@127.0.0.1:5432/mqtt?sslmode=disable", 8, 10},
 		{"EMQX mysql", config{ConfigFile: emqxConfig(t, "mysql-1.conf", "mysql-2.conf")},
-			sqlstore.MySQL, "root:public@tcp(127.0.0.1:3306)/mqtt", 8, 10},
+			"mysql", "root:public@tcp(127.0.0.1:3306)/mqtt", 8, 10},
 		{"EMQX pgsql, -dsn", config{ConfigFile: emqxConfig(t, "pgsql-1.conf", "pgsql-2.conf"), DSN: "postgres://elsewhere/db"},
-			sqlstore.Postgres, "postgres://elsewhere/db", 8, 10},
+			"postgres", "postgres://elsewhere/db", 8, 10},
+		{"EMQX redis", config{ConfigFile: emqxConfig(t, "redis-1.conf", "redis-2.conf", "redis-3.conf")},
+			"redis", "127.0.0.1:6379", 8, 13},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			specs, err := tc.cfg.specs()
@@ -62,9 +65,13 @@ func TestSpecs(t *testing.T) {
 				t.Fatalf("%d stores, want 1", len(specs))
 			}
 			s := specs[0]
-			if s.Dialect != tc.dialect || s.DSN != tc.dsn || s.PoolSize != tc.pool || len(s.Rules) != tc.rules {
+			pool, err := s.Pool.Int("pool_size", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Kind != tc.kind || s.DSN != tc.dsn || pool != tc.pool || len(s.Rules) != tc.rules {
 				t.Errorf("got %v %q pool %d, %d rules; want %v %q pool %d, %d rules",
-					s.Dialect, s.DSN, s.PoolSize, len(s.Rules), tc.dialect, tc.dsn, tc.pool, tc.rules)
+					s.Kind, s.DSN, pool, len(s.Rules), tc.kind, tc.dsn, tc.pool, tc.rules)
 			}
 			for _, r := range s.Rules {
 				if err := r.Validate(); err != nil {
@@ -126,8 +133,10 @@ func TestSpecsErrors(t *testing.T) {
 		want string
 	}{
 		{"store without DSN", config{Store: "postgres"}, "-store postgres needs -dsn"},
-		{"unknown store", config{Store: "oracle", DSN: "x"}, `unknown dialect "oracle"`},
-		{"redis section", config{ConfigFile: emqxConfig(t, "redis-2.conf")}, "backend.redis: this broker runs the SQL stores"},
+		{"unknown store", config{Store: "oracle", DSN: "x"}, `-store: unknown store "oracle"`},
+		{"unknown section", config{ConfigFile: writeConfig(t, `backend.mongo.hook.message.publish.1 = {"action": {"function": "on_message_publish"}, "pool": "pool1"}`)},
+			`backend.mongo: unknown store "mongo"`},
+		{"redis without a server", config{ConfigFile: emqxConfig(t, "redis-2.conf")}, "store redis.pool1: no connection"},
 		{"no rules", config{ConfigFile: emqxConfig(t, "pgsql-1.conf")}, "no rules"},
 		{"no connection", config{ConfigFile: emqxConfig(t, "pgsql-2.conf")}, "store pgsql.pool1: no connection"},
 		{"bad rule", config{ConfigFile: writeConfig(t, `backend.sqlite.hook.message.publish.1 = {"action": {"function": "on_nothing"}}`)},

@@ -29,33 +29,77 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for the test's own queries
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mqttstore/mqttstore/internal/testenv"
-	"github.com/mqttstore/mqttstore/sqlstore"
 )
 
 // target is a database the broker stores into, and the test's own connection to it.
 type target struct {
-	dialect sqlstore.Dialect
-	dsn     string
-	db      *sql.DB
+	kind string // -store: sqlite, postgres, mysql or redis
+	dsn  string
+	// offline is the first topic level whose messages the rules store and fetch for a
+	// subscriber: every topic with the SQL rules; pubsub/ (one-to-many) with Redis's.
+	offline string
+
+	db *sql.DB // SQL
+
+	redis      redis.UniversalClient // Redis
+	prefix     string                // before every key of the test's
+	configFile string                // the Redis rules, with the test's server, prefix and channel
 }
 
-// forEachStore runs f against each SQL database.
+// forEachStore runs f against each database.
 func forEachStore(t *testing.T, f func(t *testing.T, tg *target)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		dsn := filepath.Join(t.TempDir(), "data", "mqttstore.db")
-		f(t, &target{dialect: sqlstore.SQLite, dsn: dsn})
+		tg := &target{kind: "sqlite", dsn: filepath.Join(t.TempDir(), "data", "mqttstore.db"), offline: "off"}
+		tg.openSQL(t, "sqlite")
+		f(t, tg)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		f(t, &target{dialect: sqlstore.Postgres, dsn: testenv.Postgres(t)})
+		tg := &target{kind: "postgres", dsn: testenv.Postgres(t), offline: "off"}
+		tg.openSQL(t, "pgx")
+		f(t, tg)
 	})
 	t.Run("mysql", func(t *testing.T) {
 		t.Parallel()
-		f(t, &target{dialect: sqlstore.MySQL, dsn: testenv.MySQL(t)})
+		tg := &target{kind: "mysql", dsn: testenv.MySQL(t), offline: "off"}
+		tg.openSQL(t, "mysql")
+		f(t, tg)
 	})
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		f(t, redisTarget(t))
+	})
+}
+
+// redisTarget is a Redis server with the EMQX Redis rules, and a key prefix and control
+// channel of the test's own.
+func redisTarget(t *testing.T) *target {
+	rc := testenv.Redis(t)
+	tg := &target{kind: "redis", offline: "pubsub", redis: rc.NewClient(), prefix: rc.Prefix}
+	t.Cleanup(func() { tg.redis.Close() })
+	conf := strings.NewReplacer(
+		"pool1.server = 127.0.0.1:6379", "pool1.server = "+rc.Addrs[0],
+		"pool1.channel = mqtt_channel", "pool1.channel = "+tg.channel(),
+	).Replace(string(defaultRedisConfig))
+	conf += "\nbackend.redis.pool1.prefix = " + rc.Prefix + "\n"
+	tg.configFile = writeConfig(t, conf)
+	return tg
+}
+
+// channel is the Redis SUB/UNSUB control channel of the test.
+func (tg *target) channel() string { return tg.prefix + "mqtt_channel" }
+
+func (tg *target) openSQL(t *testing.T, driver string) {
+	t.Helper()
+	var err error
+	if tg.db, err = sql.Open(driver, tg.dsn); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.db.Close() })
 }
 
 // start starts a broker on the target's database; the test closes it (Close may be called
@@ -66,25 +110,17 @@ func (tg *target) start(t *testing.T) *broker {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	b, err := start(context.Background(), config{
-		Listen:       "127.0.0.1:0",
-		Node:         "node1",
-		Store:        tg.dialect.String(),
-		DSN:          tg.dsn,
-		EnsureSchema: true,
-		Logger:       log,
-	})
+	cfg := config{Listen: "127.0.0.1:0", Node: "node1", EnsureSchema: true, Logger: log}
+	if tg.configFile != "" {
+		cfg.ConfigFile = tg.configFile
+	} else {
+		cfg.Store, cfg.DSN = tg.kind, tg.dsn
+	}
+	b, err := start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close(context.Background()) })
-	if tg.db == nil {
-		driver := map[sqlstore.Dialect]string{sqlstore.SQLite: "sqlite", sqlstore.Postgres: "pgx", sqlstore.MySQL: "mysql"}[tg.dialect]
-		if tg.db, err = sql.Open(driver, tg.dsn); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { tg.db.Close() })
-	}
 	return b
 }
 
@@ -116,44 +152,79 @@ func (b *broker) flush(t *testing.T) {
 	}
 }
 
-// rebind turns ? placeholders into PostgreSQL's $N.
-func rebind(d sqlstore.Dialect, q string) string {
-	if d != sqlstore.Postgres {
-		return q
-	}
-	var sb strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			sb.WriteString("$" + strconv.Itoa(n))
-			continue
+// exec runs a statement written with ? placeholders.
+func (tg *target) exec(t *testing.T, q string, args ...any) {
+	t.Helper()
+	if tg.kind == "postgres" {
+		var sb strings.Builder
+		n := 0
+		for _, r := range q {
+			if r == '?' {
+				n++
+				sb.WriteString("$" + strconv.Itoa(n))
+				continue
+			}
+			sb.WriteRune(r)
 		}
-		sb.WriteRune(r)
+		q = sb.String()
 	}
-	return sb.String()
+	if _, err := tg.db.Exec(q, args...); err != nil {
+		t.Fatal(err)
+	}
 }
 
-// client returns the client's row of mqtt_client.
-func (tg *target) client(t *testing.T, id string) (state, node string, onlineAt, offlineAt any, ok bool) {
+// clientRow is what the store recorded for a client: mqtt_client, or mqtt:client:<id>.
+type clientRow struct {
+	State           string // "1" online, "0" offline
+	Node            string
+	Online, Offline bool // online_at and offline_at are set
+}
+
+// client returns what the store recorded for the client; ok is false if nothing.
+func (tg *target) client(t *testing.T, id string) (row clientRow, ok bool) {
 	t.Helper()
-	err := tg.db.QueryRow(rebind(tg.dialect, "SELECT state, node, online_at, offline_at FROM mqtt_client WHERE clientid = ?"), id).
-		Scan(&state, &node, &onlineAt, &offlineAt)
+	if tg.redis != nil {
+		h, err := tg.redis.HGetAll(context.Background(), tg.prefix+"mqtt:client:"+id).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		off := h["offline_at"]
+		return clientRow{h["state"], h["node"], h["online_at"] != "", off != "" && off != "undefined"}, len(h) > 0
+	}
+	q := "SELECT state, node, online_at, offline_at FROM mqtt_client WHERE clientid = ?"
+	if tg.kind == "postgres" {
+		q = strings.Replace(q, "?", "$1", 1)
+	}
+	var online, offline any
+	err := tg.db.QueryRow(q, id).Scan(&row.State, &row.Node, &online, &offline)
 	if err == sql.ErrNoRows {
-		return "", "", nil, nil, false
+		return row, false
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return state, node, onlineAt, offlineAt, true
+	row.Online, row.Offline = online != nil, offline != nil
+	return row, true
+}
+
+// addSubscription stores a subscription for the client: mqtt_sub, or mqtt:sub:<id>.
+func (tg *target) addSubscription(t *testing.T, id, topic string, qos byte) {
+	t.Helper()
+	if tg.redis != nil {
+		if err := tg.redis.HSet(context.Background(), tg.prefix+"mqtt:sub:"+id, topic, qos).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	tg.exec(t, "INSERT INTO mqtt_sub (clientid, topic, qos) VALUES (?, ?, ?)", id, topic, qos)
 }
 
 // waitState waits until the client's recorded state is state ("1" online, "0" offline).
 func (tg *target) waitState(t *testing.T, id, state string) {
 	t.Helper()
 	eventually(t, id+" state "+state, func() bool {
-		s, _, _, _, ok := tg.client(t, id)
-		return ok && s == state
+		row, ok := tg.client(t, id)
+		return ok && row.State == state
 	})
 }
 
@@ -162,14 +233,13 @@ func TestClientState(t *testing.T) {
 		b := tg.start(t)
 		c := connect(t, b.addr, "dev-1", true)
 		tg.waitState(t, "dev-1", "1")
-		_, node, online, offline, _ := tg.client(t, "dev-1")
-		if node != "node1" || online == nil || offline != nil {
-			t.Errorf("online: node %q, online_at %v, offline_at %v; want node1, a time, NULL", node, online, offline)
+		if row, _ := tg.client(t, "dev-1"); row != (clientRow{"1", "node1", true, false}) {
+			t.Errorf("online: %+v; want state 1, node node1, online_at set, no offline_at", row)
 		}
 		c.Disconnect(100)
 		tg.waitState(t, "dev-1", "0")
-		if _, _, online, offline, _ = tg.client(t, "dev-1"); online == nil || offline == nil {
-			t.Errorf("offline: online_at %v, offline_at %v; want both set", online, offline)
+		if row, _ := tg.client(t, "dev-1"); !row.Online || !row.Offline {
+			t.Errorf("offline: %+v; want online_at and offline_at set", row)
 		}
 		connect(t, b.addr, "dev-1", true)
 		tg.waitState(t, "dev-1", "1")
@@ -178,13 +248,14 @@ func TestClientState(t *testing.T) {
 
 func TestOfflineMessages(t *testing.T) {
 	// Clean sessions: mochi forgets the subscriber when it disconnects; what it gets when it
-	// subscribes again comes from mqtt_msg, after its position in mqtt_acked.
+	// subscribes again comes from the store, after its acknowledged position.
 	forEachStore(t, func(t *testing.T, tg *target) {
+		tp := func(s string) string { return tg.offline + "/" + s }
 		b := tg.start(t)
 		sub := connect(t, b.addr, "sub-1", true)
-		sub.subscribe(t, "off/#", 1)
+		sub.subscribe(t, tp("#"), 1)
 		pub := connect(t, b.addr, "pub-1", true)
-		pub.publish(t, "off/a", 1, false, "live")
+		pub.publish(t, tp("a"), 1, false, "live")
 		eventually(t, "the live message", func() bool { return len(sub.received()) == 1 })
 		sub.Disconnect(100)
 		tg.waitState(t, "sub-1", "0")
@@ -192,15 +263,15 @@ func TestOfflineMessages(t *testing.T) {
 		var want []string
 		for i := range 5 {
 			want = append(want, fmt.Sprintf("m%d", i))
-			pub.publish(t, "off/a", 1, false, want[i])
+			pub.publish(t, tp("a"), 1, false, want[i])
 		}
-		pub.publish(t, "off/b", 0, false, "qos 0 is not stored")
+		pub.publish(t, tp("b"), 0, false, "qos 0 is not stored")
 		pub.settle(t)
 		b.flush(t)
 
 		sub = connect(t, b.addr, "sub-1", true)
-		sub.subscribe(t, "off/#", 1)
-		if got := payloads(sub.barrier(t, "off/barrier")); !slices.Equal(got, want) {
+		sub.subscribe(t, tp("#"), 1)
+		if got := payloads(sub.barrier(t, tp("barrier"))); !slices.Equal(got, want) {
 			t.Errorf("after reconnecting: received %q, want %q", got, want)
 		}
 		b.flush(t) // the acknowledgements
@@ -208,8 +279,8 @@ func TestOfflineMessages(t *testing.T) {
 		tg.waitState(t, "sub-1", "0")
 
 		sub = connect(t, b.addr, "sub-1", true)
-		sub.subscribe(t, "off/#", 1)
-		if got := sub.barrier(t, "off/barrier"); len(got) != 0 {
+		sub.subscribe(t, tp("#"), 1)
+		if got := sub.barrier(t, tp("barrier")); len(got) != 0 {
 			t.Errorf("after reconnecting again: received %v, want nothing", got)
 		}
 	})
@@ -219,16 +290,17 @@ func TestOfflineMessagesAcrossRestart(t *testing.T) {
 	// A persistent session (clean session false) whose broker restarts between the publishes
 	// and the reconnect: mochi has lost the session, the messages come from the database.
 	forEachStore(t, func(t *testing.T, tg *target) {
+		tp := func(s string) string { return tg.offline + "/rs/" + s }
 		b := tg.start(t)
 		sub := connect(t, b.addr, "sub-2", false)
-		sub.subscribe(t, "rs/#", 1)
+		sub.subscribe(t, tp("#"), 1)
 		sub.Disconnect(100)
 		tg.waitState(t, "sub-2", "0")
 		pub := connect(t, b.addr, "pub-2", true)
 		var want []string
 		for i := range 5 {
 			want = append(want, fmt.Sprintf("m%d", i))
-			pub.publish(t, "rs/t", 1, false, want[i])
+			pub.publish(t, tp("t"), 1, false, want[i])
 		}
 		pub.Disconnect(100)
 		tg.waitState(t, "pub-2", "0")
@@ -238,8 +310,8 @@ func TestOfflineMessagesAcrossRestart(t *testing.T) {
 		if sub.sessionPresent {
 			t.Fatal("the restarted broker resumed the session: the test would not test the database")
 		}
-		sub.subscribe(t, "rs/#", 1)
-		if got := payloads(sub.barrier(t, "rs/barrier")); !slices.Equal(got, want) {
+		sub.subscribe(t, tp("#"), 1)
+		if got := payloads(sub.barrier(t, tp("barrier"))); !slices.Equal(got, want) {
 			t.Errorf("after the restart: received %q, want %q", got, want)
 		}
 		b.flush(t)
@@ -247,8 +319,8 @@ func TestOfflineMessagesAcrossRestart(t *testing.T) {
 		tg.waitState(t, "sub-2", "0")
 
 		sub = connect(t, b.addr, "sub-2", false)
-		sub.subscribe(t, "rs/#", 1)
-		if got := sub.barrier(t, "rs/barrier"); len(got) != 0 {
+		sub.subscribe(t, tp("#"), 1)
+		if got := sub.barrier(t, tp("barrier")); len(got) != 0 {
 			t.Errorf("after reconnecting again: received %v, want nothing", got)
 		}
 	})
@@ -286,9 +358,7 @@ func TestRetainedSurviveRestart(t *testing.T) {
 func TestStoredSubscriptions(t *testing.T) {
 	forEachStore(t, func(t *testing.T, tg *target) {
 		b := tg.start(t) // creates the tables
-		if _, err := tg.db.Exec(rebind(tg.dialect, "INSERT INTO mqtt_sub (clientid, topic, qos) VALUES (?, ?, ?)"), "dev-7", "cmd/dev-7", 1); err != nil {
-			t.Fatal(err)
-		}
+		tg.addSubscription(t, "dev-7", "cmd/dev-7", 1)
 		dev := connect(t, b.addr, "dev-7", true)
 		// The barrier reaches dev-7 only through the stored subscription.
 		if got := dev.barrier(t, "cmd/dev-7"); len(got) != 0 {
@@ -302,6 +372,76 @@ func TestStoredSubscriptions(t *testing.T) {
 			t.Errorf("received %v", got)
 		}
 	})
+}
+
+func TestRedisQueue(t *testing.T) {
+	// on_message_fetch_for_queue: each stored message goes to one subscriber, and is gone
+	// once acknowledged.
+	tg := redisTarget(t)
+	b := tg.start(t)
+	pub := connect(t, b.addr, "pub-q", true)
+	want := []string{"j0", "j1", "j2"}
+	for _, j := range want {
+		pub.publish(t, "queue/jobs", 1, false, j)
+	}
+	pub.settle(t)
+	b.flush(t)
+	w1 := connect(t, b.addr, "worker-1", true)
+	w1.subscribe(t, "queue/jobs", 1)
+	if got := payloads(w1.barrier(t, "queue/jobs")); !slices.Equal(got, want) {
+		t.Errorf("first worker: received %q, want %q", got, want)
+	}
+	b.flush(t)
+	w2 := connect(t, b.addr, "worker-2", true)
+	w2.subscribe(t, "queue/jobs", 1)
+	if got := w2.barrier(t, "queue/jobs"); len(got) != 0 {
+		t.Errorf("second worker: received %v, want nothing", got)
+	}
+}
+
+func TestRedisControlChannel(t *testing.T) {
+	// The spec's SUB/UNSUB requests on the Redis channel subscribe and unsubscribe a connected
+	// client at once, and a client that is not connected when it connects.
+	tg := redisTarget(t)
+	b := tg.start(t)
+	ctx := context.Background()
+	control := func(typ, id, topic string) {
+		t.Helper()
+		msg := fmt.Sprintf(`{"type": %q, "clientid": %q, "topic": %q, "qos": 1}`, typ, id, topic)
+		if err := tg.redis.Publish(ctx, tg.channel(), msg).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev := connect(t, b.addr, "dev-8", true)
+	pub := connect(t, b.addr, "pub-8", true)
+	control("subscribe", "dev-8", "ctl/dev-8")
+	eventually(t, "the subscription", func() bool {
+		pub.publish(t, "ctl/dev-8", 0, false, "ping")
+		return slices.Contains(payloads(dev.received()), "ping")
+	})
+	if qos, err := tg.redis.HGet(ctx, tg.prefix+"mqtt:sub:dev-8", "ctl/dev-8").Result(); err != nil || qos != "1" {
+		t.Errorf("mqtt:sub:dev-8 ctl/dev-8 = %q, %v; want 1", qos, err)
+	}
+
+	control("unsubscribe", "dev-8", "ctl/dev-8")
+	eventually(t, "the unsubscription", func() bool {
+		before := len(dev.received())
+		pub.publish(t, "ctl/dev-8", 0, false, "after")
+		pub.settle(t)
+		dev.settle(t)
+		return !slices.Contains(payloads(dev.received()[before:]), "after")
+	})
+	if n, err := tg.redis.HLen(ctx, tg.prefix+"mqtt:sub:dev-8").Result(); err != nil || n != 0 {
+		t.Errorf("mqtt:sub:dev-8 has %d fields (%v), want none", n, err)
+	}
+
+	control("subscribe", "dev-9", "ctl/dev-9")
+	eventually(t, "the request to be recorded", func() bool {
+		ok, err := tg.redis.HExists(ctx, tg.prefix+"mqtt:sub:dev-9", "ctl/dev-9").Result()
+		return err == nil && ok
+	})
+	dev9 := connect(t, b.addr, "dev-9", true)
+	dev9.barrier(t, "ctl/dev-9") // reaches dev-9 only through the recorded subscription
 }
 
 // TestBehaviours runs the client-side behaviours that need no database against the broker

@@ -1,6 +1,6 @@
 // Command broker is an MQTT broker (mochi-mqtt) that records client state, subscriptions,
-// messages, retained messages and acknowledgements in a SQL database, as the EMQX 4.x
-// backends do, and delivers offline and retained messages from it.
+// messages, retained messages and acknowledgements in SQLite, PostgreSQL, MySQL or Redis, as
+// the EMQX 4.x backends do, and delivers offline and retained messages from there.
 //
 // With no flags it listens on :1883 and stores into the SQLite file data/mqttstore.db:
 //
@@ -10,6 +10,11 @@
 //
 //	go run ./examples/broker -store postgres -dsn 'postgres://user:pw@localhost/mqtt'
 //	go run ./examples/broker -store mysql -dsn 'user:pw@tcp(localhost:3306)/mqtt'
+//
+// Redis, with the rules of the EMQX Redis backend (one-to-one messages under queue/,
+// one-to-many under pubsub/) and its SUB/UNSUB channel, mqtt_channel:
+//
+//	go run ./examples/broker -store redis -dsn localhost:6379
 //
 // Rules and connections from an EMQX 4.x backend configuration (backend.pgsql.pool1.server
 // = ..., backend.pgsql.hook.message.publish.1 = {...}); -print-config prints the default one:
@@ -40,15 +45,15 @@ func main() {
 	flag.StringVar(&cfg.Listen, "listen", ":1883", "MQTT listener address")
 	flag.StringVar(&cfg.Node, "node", "mqttstore@"+hostname, "node name recorded with client states and messages")
 	flag.StringVar(&cfg.ConfigFile, "config", "", "EMQX 4.x backend configuration file (default: SQLite in data/, the EMQX MySQL/PostgreSQL rules)")
-	flag.StringVar(&cfg.Store, "store", "", "replace the configuration's store: sqlite, postgres or mysql")
-	flag.StringVar(&cfg.DSN, "dsn", "", "replace the configuration's connection: a SQLite file, a PostgreSQL URL or a MySQL DSN")
+	flag.StringVar(&cfg.Store, "store", "", "replace the configuration's store: sqlite, postgres, mysql or redis (with the EMQX Redis rules)")
+	flag.StringVar(&cfg.DSN, "dsn", "", "replace the configuration's connection: a SQLite file, a PostgreSQL URL, a MySQL DSN or Redis host:port")
 	flag.BoolVar(&cfg.EnsureSchema, "ensure-schema", true, "create the tables that are missing")
 	flag.DurationVar(&shutdown, "shutdown-timeout", 10*time.Second, "how long shutting down may take to write out queued writes")
 	flag.TextVar(&level, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
-	flag.BoolVar(&printConfig, "print-config", false, "print the default configuration and exit")
+	flag.BoolVar(&printConfig, "print-config", false, "print the default configuration (with -store redis: Redis's) and exit")
 	flag.Parse()
 	if printConfig {
-		os.Stdout.Write(defaultConfig)
+		os.Stdout.Write(cfg.defaultText())
 		return
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
