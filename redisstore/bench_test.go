@@ -108,10 +108,10 @@ func BenchmarkPublish(b *testing.B) {
 						pipe := s.client.Pipeline()
 						for _, ev := range evs[lo:min(lo+opts.BatchSize, len(evs))] {
 							m := ev.Message
-							pipe.HSet(ctx, s.k.msg(m.ID), "id", m.ID, "from", m.From, "qos", qosText[m.QoS], "topic", m.Topic,
+							pipe.Do(ctx, "hset", s.k.msg(m.ID), "id", m.ID, "from", m.From, "qos", qosText[m.QoS], "topic", m.Topic,
 								"retain", boolText(m.Retain), "payload", m.Payload, "ts", m.Timestamp.UnixMilli())
-							pipe.ZAdd(ctx, s.k.topic(m.Topic), redis.Z{Score: 1, Member: m.ID})
-							pipe.ZAdd(ctx, s.k.msgIndex(), redis.Z{Member: m.Topic})
+							pipe.Do(ctx, "zadd", s.k.topic(m.Topic), 1, m.ID)
+							pipe.Do(ctx, "zadd", s.k.msgIndex(), 0, m.Topic)
 						}
 						if _, err := pipe.Exec(ctx); err != nil {
 							b.Error(err)
