@@ -359,3 +359,60 @@ func FuzzLexRange(f *testing.F) {
 		}
 	})
 }
+
+// TestExpiringSetPruned checks that the set of a topic written with expired_time and never
+// fetched drops the IDs of expired messages as new ones arrive.
+func TestExpiringSetPruned(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, single)
+	s.pruneSlack = 0
+	ctx := context.Background()
+	pub := mustWriter(t, s, hook.MessagePublish, hook.OnMessagePublish, func(r *hook.Rule) { r.ExpiredTime = 300 * time.Millisecond })
+	ids := hook.NewIDGenerator("t")
+	foreign := &hook.Message{ID: "not-a-generated-id", Topic: "hot", QoS: 1, Payload: []byte("f")}
+	old := &hook.Message{ID: ids.Next(), Topic: "hot", QoS: 1, Payload: []byte("1")}
+	mustWrite(t, pub, &hook.PublishEvent{Message: foreign}, &hook.PublishEvent{Message: old})
+	flushStore(t, s)
+	// New messages keep the set alive (its expiry is extended) while old expires.
+	var last *hook.Message
+	for range 6 {
+		time.Sleep(100 * time.Millisecond)
+		last = &hook.Message{ID: ids.Next(), Topic: "hot", QoS: 1, Payload: []byte("2")}
+		mustWrite(t, pub, &hook.PublishEvent{Message: last})
+		flushStore(t, s)
+	}
+	got, err := s.client.ZRange(ctx, s.k.topic("hot"), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(got, old.ID) {
+		t.Errorf("set of hot = %v still holds %s, which expired over 300ms ago", got, old.ID)
+	}
+	if !slices.Contains(got, last.ID) || !slices.Contains(got, foreign.ID) {
+		t.Errorf("set of hot = %v; want it to hold the last message %s, and %s, whose age is unknown", got, last.ID, foreign.ID)
+	}
+	if len(got) > 5 {
+		t.Errorf("set of hot holds %d IDs; the messages of the last 300ms are at most 4", len(got))
+	}
+}
+
+func TestPruneCutoff(t *testing.T) {
+	s := &Store{pruneSlack: time.Second}
+	s.maxTTL.Store(int64(time.Minute))
+	g := hook.NewIDGenerator("t")
+	before := g.Next()
+	cut := s.pruneCutoff(before)
+	if len(cut) != idTimeLen || cut >= before[:idTimeLen] {
+		t.Errorf("cutoff %q for a fresh ID %q: want a time prefix before it", cut, before)
+	}
+	s.maxTTL.Store(0)
+	s.pruneSlack = -time.Second // a cutoff in the future: every ID made now is below it
+	if cut := s.pruneCutoff(before); cut <= before[:idTimeLen] {
+		t.Errorf("cutoff %q one second ahead is not after %q", cut, before)
+	}
+	for _, id := range []string{"", "x", "0123456789abcdefghijklmw", strings.Repeat("A", hook.IDLen)} {
+		if cut := s.pruneCutoff(id); cut != "" {
+			t.Errorf("pruneCutoff(%q) = %q, want none for an ID not made by hook.IDGenerator", id, cut)
+		}
+	}
+}

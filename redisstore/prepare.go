@@ -56,6 +56,14 @@ func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
 	case hook.OnMessagePublish, hook.OnMessageStore, hook.OnMessageRetain, hook.OnMessageStoreKeepLatest:
 		if r.ExpiredTime > 0 {
 			s.ttlRules.Store(true)
+			if fn == hook.OnMessagePublish || fn == hook.OnMessageStore {
+				for {
+					cur := s.maxTTL.Load()
+					if int64(r.ExpiredTime) <= cur || s.maxTTL.CompareAndSwap(cur, int64(r.ExpiredTime)) {
+						break
+					}
+				}
+			}
 		}
 		fallthrough
 	case hook.OnClientConnected, hook.OnClientDisconnected, hook.OnRetainDelete,

@@ -109,6 +109,10 @@ type Store struct {
 	// ttlRules is set once a storing rule has an expired_time: from then on writes without one
 	// PERSIST what they write, so that a message stored again without expiry keeps it.
 	ttlRules atomic.Bool
+	// maxTTL is the longest expired_time of the message storing rules (nanoseconds), and
+	// pruneSlack how long after it a message ID is surely expired (see scriptZAddTTL).
+	maxTTL     atomic.Int64
+	pruneSlack time.Duration
 
 	cmdMu    sync.Mutex
 	cmdTable map[string]*redis.CommandInfo // lower-case name → key positions (custom commands under a Prefix)
@@ -185,7 +189,8 @@ func start(ctx context.Context, client redis.UniversalClient, cfg Config) (*Stor
 	if cfg.Channel == "" {
 		cfg.Channel = DefaultChannel
 	}
-	s := &Store{cfg: cfg, opts: opts, log: opts.Logger.With("store", "redisstore"), client: client, k: keys{cfg.Prefix}}
+	s := &Store{cfg: cfg, opts: opts, log: opts.Logger.With("store", "redisstore"), client: client, k: keys{cfg.Prefix},
+		pruneSlack: time.Minute}
 	if _, ok := client.(*redis.ClusterClient); ok {
 		s.cfg.Mode = Cluster
 		s.staged = true

@@ -113,7 +113,7 @@ func (s *Store) flush(ctx context.Context, batch []op) error {
 			case o.ttl > 0:
 				ms := ttlMillis(o.ttl)
 				st.int(ctx, 0, "pexpire", key, ms)
-				st.add(1, redis.NewIntCmd(ctx, "evalsha", scriptZAddTTL.Hash(), 1, set, m.ID, ms))
+				st.add(1, redis.NewIntCmd(ctx, "evalsha", scriptZAddTTL.Hash(), 1, set, m.ID, ms, s.pruneCutoff(m.ID)))
 			case s.ttlRules.Load():
 				st.int(ctx, 0, "persist", key)
 				st.int(ctx, 1, "zadd", set, 1, m.ID)
@@ -273,7 +273,10 @@ func ttlMillis(d time.Duration) int64 {
 var (
 	// scriptZAddTTL adds a message ID to a topic's sorted set and makes the set live at least
 	// ARGV[2] ms more: the set then disappears once its last expiring message has. A set that
-	// exists without expiry holds messages without one, and keeps none.
+	// exists without expiry holds messages without one, and keeps none. A set that expires
+	// holds expiring messages only; its IDs below ARGV[3] (when not empty) are removed: they
+	// are those of messages surely expired (see pruneCutoff), so that the set of a topic
+	// written often and never fetched does not grow without bound.
 	scriptZAddTTL = redis.NewScript(`
 local added = redis.call('ZADD', KEYS[1], 1, ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -281,9 +284,13 @@ local cur = redis.call('PTTL', KEYS[1])
 if cur == -1 then
   if added == 1 and redis.call('ZCARD', KEYS[1]) == 1 then
     redis.call('PEXPIRE', KEYS[1], ttl)
+    cur = ttl
   end
 elseif cur < ttl then
   redis.call('PEXPIRE', KEYS[1], ttl)
+end
+if cur > 0 and ARGV[3] ~= '' then
+  redis.call('ZREMRANGEBYLEX', KEYS[1], '-', '(' .. ARGV[3])
 end
 return added`)
 
@@ -316,4 +323,44 @@ func (s *Store) loadScripts(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// pruneCutoff returns the ID below which the IDs of a topic's expiring set may be removed:
+// the time part of an hook.IDGenerator ID for longer ago than the longest expired_time and
+// pruneSlack (for clock differences between nodes). It returns "" unless id is such an ID:
+// IDs of another form say nothing about their age.
+func (s *Store) pruneCutoff(id string) string {
+	if !isGeneratedID(id) {
+		return ""
+	}
+	t := time.Now().Add(-time.Duration(s.maxTTL.Load()) - s.pruneSlack).UnixNano()
+	if t <= 0 {
+		return ""
+	}
+	var b [idTimeLen]byte
+	v := uint64(t)
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = idDigits[v&31]
+		v >>= 5
+	}
+	return string(b[:])
+}
+
+// The form of hook.IDGenerator's IDs: hook.IDLen characters of base32hex in lower case, the
+// first idTimeLen of them the nanoseconds since the Unix epoch.
+const (
+	idTimeLen = 13
+	idDigits  = "0123456789abcdefghijklmnopqrstuv"
+)
+
+func isGeneratedID(id string) bool {
+	if len(id) != hook.IDLen {
+		return false
+	}
+	for i := range len(id) {
+		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'v') {
+			return false
+		}
+	}
+	return true
 }
