@@ -117,7 +117,10 @@
 // value holds (spaces, newlines, NUL). Commands that block or change the connection
 // (SUBSCRIBE, MULTI, BLPOP, SELECT, ...) are refused. Under a Prefix, the prefix is put before
 // the command's key arguments, found in the server's COMMAND table; commands whose keys
-// cannot be found that way (EVAL, OBJECT, XINFO, ...) are refused under a prefix.
+// cannot be found that way (EVAL, OBJECT, XINFO, ...) are refused under a prefix. Commands
+// run in the write pipelines, in order per client (per topic for message.publish), and run
+// again when a failed batch is retried: commands that add rather than set (INCR, RPUSH, XADD)
+// may then apply twice.
 //
 // # SUB/UNSUB control channel
 //
