@@ -64,8 +64,8 @@ func (st *stages) int(ctx context.Context, stage int, args ...any) {
 
 func (st *stages) add(stage int, c redis.Cmder) { st[stage] = append(st[stage], c) }
 
-// flush writes a batch. It is idempotent: every command sets a value, adds a member or
-// removes one, so a batch written twice leaves what it left once.
+// flush writes a batch. Its built-in writes are idempotent: each command sets a value, adds a
+// member or removes one, so a batch written twice leaves what it left once.
 func (s *Store) flush(ctx context.Context, batch []op) error {
 	var st stages
 	// Of several retained writes to one topic in a batch, only the last matters; keeping it
