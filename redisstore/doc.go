@@ -132,5 +132,8 @@
 // messages, and requests that fail, are logged and counted (ControlStats); nothing stops the
 // listener. After a restart or a failover go-redis reconnects and subscribes again by itself;
 // requests published meanwhile are lost, as pub/sub messages are. The channel works in
-// Cluster mode too (PUBLISH reaches every node).
+// Cluster mode too (PUBLISH reaches every node), but Redis Cluster keeps the order of requests
+// only among those published to the same node: a publisher that needs a subscribe and a later
+// unsubscribe applied in order must publish them on one connection to one node (a go-redis
+// ClusterClient sends each PUBLISH to a random node).
 package redisstore
