@@ -206,6 +206,7 @@ func TestWriterTimeTriggeredFlush(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("partial batch never flushed by time")
 	}
+	flush(t, w) // m.flush signals before it returns: wait until the writer has counted the batch
 	checkStats(t, w.Stats(), backend.Stats{Matched: 3, Success: 3})
 }
 
