@@ -38,7 +38,7 @@ type dialect struct {
 	acked        string // clientid, topic, at, msgid
 	ackedDelete  string // clientid, topic
 	ackedMatch   string // clientid, matchArg
-	msgInsert    string // one row (SQLite) or the part before VALUES (MySQL) or unnest (PostgreSQL)
+	msgInsert    string // one row (SQLite) or the part before VALUES (MySQL) or unnest (PostgreSQL, without ON CONFLICT)
 	msgInsertTxt string // PostgreSQL, for a text payload column
 	subAdd       string // clientid, topic, qos, at
 	subDelete    string // clientid, topic
@@ -90,9 +90,9 @@ var dialects = map[Dialect]*dialect{
 		ackedMatch:  `DELETE FROM mqtt_acked WHERE clientid = $1 AND topic ~ $2`,
 		// One statement for any number of rows: the columns as arrays.
 		msgInsert: `INSERT INTO mqtt_msg (msgid, sender, topic, qos, retain, payload, arrived)
- SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::bytea[], $7::timestamp[]) ON CONFLICT DO NOTHING`,
+ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::bytea[], $7::timestamp[])`,
 		msgInsertTxt: `INSERT INTO mqtt_msg (msgid, sender, topic, qos, retain, payload, arrived)
- SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::text[], $7::timestamp[]) ON CONFLICT DO NOTHING`,
+ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::text[], $7::timestamp[])`,
 		subAdd: `INSERT INTO mqtt_sub (clientid, topic, qos, created) VALUES ($1, $2, $3, $4)
  ON CONFLICT (clientid, topic) DO UPDATE SET qos = EXCLUDED.qos`,
 		subDelete:   `DELETE FROM mqtt_sub WHERE clientid = $1 AND topic = $2`,

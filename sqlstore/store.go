@@ -86,10 +86,11 @@ type Config struct {
 	MigratePayload bool
 	// Node is recorded as the node of client states and messages whose event names none.
 	Node string
-	// Shards is how many batches are written concurrently. Messages and acks are one ordered
-	// stream (message ids must grow in publish order); client states and custom statements
-	// stay in order per client, retained messages per topic. Default: 1 for SQLite (one
-	// writer at a time anyway), 4 otherwise.
+	// Shards is how many batches may be written concurrently; default 1. Messages, acks and
+	// acked deletes are one ordered stream, in one shard (message ids must grow in publish
+	// order); client states and custom statements are ordered per client, retained messages
+	// per topic, and spread over the shards. Each shard queues Options.QueueSize/Shards writes
+	// at most, so more shards leave less room for the message stream.
 	Shards int
 	// PurgeInterval is how often messages older than their rule's expired_time are deleted;
 	// default one minute. See Store.PurgeExpired.
@@ -280,13 +281,7 @@ func (s *Store) start(ctx context.Context) error {
 	} else if err := s.detectPayload(ctx); err != nil {
 		return err
 	}
-	shards := s.cfg.Shards
-	if shards <= 0 {
-		shards = 4
-		if s.cfg.Dialect == SQLite {
-			shards = 1
-		}
-	}
+	shards := max(s.cfg.Shards, 1)
 	s.w = backend.NewWriter(backend.WriterConfig[op]{
 		Store:     "sqlstore/" + s.cfg.Dialect.String(),
 		Options:   s.opts,
