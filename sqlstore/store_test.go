@@ -1,0 +1,270 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mqttstore/mqttstore/backend"
+	"github.com/mqttstore/mqttstore/hook"
+	"github.com/mqttstore/mqttstore/template"
+)
+
+func writer(t *testing.T, s *Store, fn string, p hook.Point, mods ...func(*hook.Rule)) hook.WriteAction {
+	t.Helper()
+	r := &hook.Rule{Name: "test." + fn, Point: p, Action: hook.RuleAction{Function: fn}}
+	for _, m := range mods {
+		m(r)
+	}
+	a, err := s.Prepare(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.(hook.WriteAction)
+}
+
+func mustWrite(t *testing.T, w hook.WriteAction, e hook.Event) {
+	t.Helper()
+	if err := w.Write(e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ids(msgs []*hook.Message) []string {
+	var out []string
+	for _, m := range msgs {
+		out = append(out, m.ID)
+	}
+	return out
+}
+
+// TestAckNeverMovesBack: acking an older message after a newer one keeps the newer position.
+func TestAckNeverMovesBack(t *testing.T) {
+	for _, d := range dialectsUnderTest {
+		t.Run(d.String(), func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t, d)
+			ctx := t.Context()
+			pub, ack := writer(t, s, hook.OnMessagePublish, hook.MessagePublish), writer(t, s, hook.OnMessageAcked, hook.MessageAcked)
+			g := hook.NewIDGenerator("")
+			var msgs []*hook.Message
+			for range 3 {
+				m := &hook.Message{ID: g.Next(), Topic: "t/1", QoS: 1, Payload: []byte("x")}
+				msgs = append(msgs, m)
+				mustWrite(t, pub, &hook.PublishEvent{Message: m})
+			}
+			mustWrite(t, ack, &hook.AckedEvent{ClientID: "c", Message: msgs[1]})
+			mustWrite(t, ack, &hook.AckedEvent{ClientID: "c", Message: msgs[0]})
+			s.Flush(ctx)
+			got, err := s.Fetch(ctx, "c", "t/#", hook.OfflineOpts{})
+			if err != nil || len(got) != 1 || got[0].ID != msgs[2].ID {
+				t.Fatalf("fetch after acking m1 then m0 = %v, %v; want [%s]", ids(got), err, msgs[2].ID)
+			}
+		})
+	}
+}
+
+// TestExpiry: messages older than the storing rule's expired_time are not fetched, and
+// PurgeExpired deletes them (and only them).
+func TestExpiry(t *testing.T) {
+	for _, d := range dialectsUnderTest {
+		t.Run(d.String(), func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t, d)
+			ctx := t.Context()
+			exp := writer(t, s, hook.OnMessagePublish, hook.MessagePublish, func(r *hook.Rule) { r.Topic = "exp/#"; r.ExpiredTime = time.Minute })
+			keep := writer(t, s, hook.OnMessagePublish, hook.MessagePublish, func(r *hook.Rule) { r.Topic = "keep/#" })
+			old, fresh := time.Now().Add(-2*time.Minute), time.Now()
+			msgs := []*hook.Message{
+				{ID: "old-exp", Topic: "exp/a", QoS: 1, Timestamp: old},
+				{ID: "new-exp", Topic: "exp/a", QoS: 1, Timestamp: fresh},
+				{ID: "old-keep", Topic: "keep/a", QoS: 1, Timestamp: old},
+			}
+			mustWrite(t, exp, &hook.PublishEvent{Message: msgs[0]})
+			mustWrite(t, exp, &hook.PublishEvent{Message: msgs[1]})
+			mustWrite(t, keep, &hook.PublishEvent{Message: msgs[2]})
+			s.Flush(ctx)
+			got, err := s.Fetch(ctx, "c", "#", hook.OfflineOpts{})
+			if err != nil || len(got) != 2 || got[0].ID != "new-exp" || got[1].ID != "old-keep" {
+				t.Fatalf("fetch before purge = %v, %v; want [new-exp old-keep]", ids(got), err)
+			}
+			n, err := s.PurgeExpired(ctx)
+			if err != nil || n != 1 {
+				t.Fatalf("PurgeExpired = %d, %v; want 1 deleted", n, err)
+			}
+			var left int64
+			s.query(ctx, "SELECT COUNT(*) FROM mqtt_msg", nil, func(scan func(...any) error) error { return scan(&left) })
+			if left != 2 {
+				t.Errorf("%d rows left after the purge, want 2", left)
+			}
+		})
+	}
+}
+
+// TestTransientFailureRetriedOnce: a write that times out behind a lock (PostgreSQL, MySQL) or
+// on a busy database (SQLite) is retried once the lock is gone, and each message is stored
+// once.
+func TestTransientFailureRetriedOnce(t *testing.T) {
+	for _, d := range dialectsUnderTest {
+		t.Run(d.String(), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			s := openStore(t, Config{Dialect: d, DSN: dsnFor(t, d), EnsureSchema: true,
+				Options: backend.Options{QueryTimeout: 200 * time.Millisecond, BatchInterval: time.Millisecond, Logger: quiet,
+					Retry: backend.Retry{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}}})
+			defer s.Close(ctx)
+			pub := writer(t, s, hook.OnMessagePublish, hook.MessagePublish)
+			unlock := lockMsgTable(t, s)
+			g := hook.NewIDGenerator("")
+			for range 50 {
+				mustWrite(t, pub, &hook.PublishEvent{Message: &hook.Message{ID: g.Next(), Topic: "t", QoS: 1, Payload: []byte("x")}})
+			}
+			time.Sleep(600 * time.Millisecond)
+			unlock()
+			if err := s.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			st := s.Stats()
+			if st.Retried == 0 || st.Success != 50 || st.Failed != 0 {
+				t.Errorf("stats %+v: want retries, 50 written, none failed", st)
+			}
+			got, err := s.Fetch(ctx, "c", "t", hook.OfflineOpts{})
+			if err != nil || len(got) != 50 {
+				t.Errorf("fetch: %d messages, %v; want 50", len(got), err)
+			}
+		})
+	}
+}
+
+func TestTransientClassification(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		f    func(error) bool
+		err  error
+		want bool
+	}{
+		{"pg deadlock", pgTransient, &pgconn.PgError{Code: "40P01"}, true},
+		{"pg serialization", pgTransient, &pgconn.PgError{Code: "40001"}, true},
+		{"pg admin shutdown", pgTransient, &pgconn.PgError{Code: "57P01"}, true},
+		{"pg connection", pgTransient, &pgconn.PgError{Code: "08006"}, true},
+		{"pg unique", pgTransient, &pgconn.PgError{Code: "23505"}, false},
+		{"pg syntax", pgTransient, &pgconn.PgError{Code: "42601"}, false},
+		{"pg timeout", pgTransient, context.DeadlineExceeded, true},
+		{"mysql deadlock", mysqlTransient, &mysql.MySQLError{Number: 1213}, true},
+		{"mysql lock wait", mysqlTransient, &mysql.MySQLError{Number: 1205}, true},
+		{"mysql duplicate", mysqlTransient, &mysql.MySQLError{Number: 1062}, false},
+		{"mysql bad conn", mysqlTransient, mysql.ErrInvalidConn, true},
+		{"mysql data too long", mysqlTransient, &mysql.MySQLError{Number: 1406}, false},
+		{"sqlite other", sqliteTransient, errors.New("no such table"), false},
+	} {
+		if got := c.f(c.err); got != c.want {
+			t.Errorf("%s: transient = %v, want %v", c.name, got, c.want)
+		}
+	}
+	// A real SQLITE_BUSY: a second writer without a busy timeout.
+	s := newStore(t, SQLite)
+	unlock := lockMsgTable(t, s)
+	defer unlock()
+	db, err := sql.Open("sqlite", s.cfg.DSN+"?_pragma=busy_timeout(0)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = db.Exec("INSERT INTO mqtt_client (clientid) VALUES ('busy')")
+	if err == nil || !sqliteTransient(err) {
+		t.Errorf("write while another holds the lock: %v; want a transient SQLITE_BUSY", err)
+	}
+}
+
+// TestOpenExisting: OpenPool and OpenDB use the caller's pool, which Close leaves open.
+func TestOpenExisting(t *testing.T) {
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, dsnFor(t, Postgres))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s, err := OpenPool(ctx, pool, Config{EnsureSchema: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddSubscription(ctx, "c", hook.Subscription{Topic: "a/#", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close(ctx)
+	if err := pool.Ping(ctx); err != nil {
+		t.Errorf("the pool was closed with the store: %v", err)
+	}
+
+	db, err := openSQLite(dsnFor(t, SQLite), backend.Options{PoolSize: 2, QueryTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err = OpenDB(ctx, db, Config{Dialect: SQLite, EnsureSchema: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddSubscription(ctx, "c", hook.Subscription{Topic: "a/#", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	subs, err := s.Subscriptions(ctx, "c")
+	if err != nil || len(subs) != 1 || subs[0] != (hook.Subscription{Topic: "a/#", QoS: 1}) {
+		t.Errorf("Subscriptions = %v, %v", subs, err)
+	}
+	s.Close(ctx)
+	if err := db.PingContext(ctx); err != nil {
+		t.Errorf("the db was closed with the store: %v", err)
+	}
+	if _, err := OpenDB(ctx, db, Config{Dialect: Postgres}); !errors.Is(err, ErrConfig) {
+		t.Errorf("OpenDB for PostgreSQL: %v, want ErrConfig", err)
+	}
+	if _, err := Open(ctx, Config{}); !errors.Is(err, ErrConfig) {
+		t.Errorf("Open without a DSN: %v, want ErrConfig", err)
+	}
+}
+
+// TestCustomStatementsInOrder: a rule's statements run in order, in one transaction, with
+// every value bound (a value that looks like SQL is stored as it is).
+func TestCustomStatementsInOrder(t *testing.T) {
+	for _, d := range dialectsUnderTest {
+		t.Run(d.String(), func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t, d)
+			ctx := t.Context()
+			if err := s.execDDL(ctx, "CREATE TABLE conn (clientid VARCHAR(200), n INTEGER)"); err != nil {
+				t.Fatal(err)
+			}
+			a, err := s.Prepare(&hook.Rule{Name: "custom", Point: hook.ClientConnected, Action: hook.RuleAction{SQL: []string{
+				"DELETE FROM conn WHERE clientid = ${clientid}",
+				"INSERT INTO conn (clientid, n) VALUES (${clientid}, 1)",
+				"UPDATE conn SET n = n + 1 WHERE clientid = ${clientid}",
+			}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			evil := "x'); DROP TABLE conn; --"
+			for range 2 {
+				mustWrite(t, a.(hook.WriteAction), &hook.ConnectedEvent{ClientID: evil})
+			}
+			s.Flush(ctx)
+			var c string
+			var n int64
+			err = s.query(ctx, "SELECT clientid, n FROM conn", nil, func(scan func(...any) error) error { return scan(&c, &n) })
+			if err != nil || c != evil || n != 2 {
+				t.Errorf("conn = (%q, %d), %v; want (%q, 2)", c, n, err, evil)
+			}
+			_, err = s.Prepare(&hook.Rule{Name: "quoted", Point: hook.ClientConnected, Action: hook.RuleAction{SQL: []string{"INSERT INTO conn (clientid) VALUES ('${clientid}')"}}})
+			if !errors.Is(err, template.ErrQuotedPlaceholder) || !strings.Contains(err.Error(), `"quoted"`) {
+				t.Errorf("a placeholder inside quotes: %v, want ErrQuotedPlaceholder naming the rule", err)
+			}
+		})
+	}
+}
