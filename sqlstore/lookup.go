@@ -226,10 +226,11 @@ func (l *retainLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, e
 	return hook.Result{Messages: msgs}, nil
 }
 
-// Retained returns the retained messages (mqtt_retain) whose topic filter matches, in topic
-// order: an index lookup for a filter without wildcards, an index range on the literal
+// Retained returns the retained messages (mqtt_retain) whose topic filter matches (without
+// its shared-subscription prefix), in topic order: an index lookup for a filter without wildcards, an index range on the literal
 // levels before the first wildcard otherwise.
 func (s *Store) Retained(ctx context.Context, filter string) ([]*hook.Message, error) {
+	filter = realFilter(filter)
 	if err := topic.ValidateFilter(filter); err != nil {
 		return nil, fmt.Errorf("sqlstore: retained: %w", err)
 	}
@@ -295,7 +296,8 @@ func (l *fetchLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, er
 	return hook.Result{Messages: msgs}, nil
 }
 
-// Fetch returns the stored messages (mqtt_msg) on topics the filter matches that the client
+// Fetch returns the stored messages (mqtt_msg) on topics the filter matches (without its
+// shared-subscription prefix) that the client
 // has not acknowledged: newer (by id) than its position for their topic in mqtt_acked, oldest
 // first, at most opts.MaxReturnedCount of them, none older than opts.TimeRange, none expired.
 //
@@ -304,6 +306,7 @@ func (l *fetchLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, er
 // LIMIT counts matching rows only); the acked position is a lookup in mqtt_acked's unique
 // (clientid, topic) index.
 func (s *Store) Fetch(ctx context.Context, clientID, filter string, opts hook.OfflineOpts) ([]*hook.Message, error) {
+	filter = realFilter(filter)
 	if err := topic.ValidateFilter(filter); err != nil {
 		return nil, fmt.Errorf("sqlstore: fetch: %w", err)
 	}

@@ -281,6 +281,7 @@ func (s *Store) start(ctx context.Context) error {
 	} else if err := s.detectPayload(ctx); err != nil {
 		return err
 	}
+	s.prepareWrites(ctx)
 	shards := max(s.cfg.Shards, 1)
 	s.w = backend.NewWriter(backend.WriterConfig[op]{
 		Store:     "sqlstore/" + s.cfg.Dialect.String(),
@@ -348,6 +349,11 @@ func (s *Store) Close(ctx context.Context) error {
 }
 
 func (s *Store) closeDB() {
+	s.stmts.Range(func(q, ps any) bool {
+		ps.(*sql.Stmt).Close()
+		s.stmts.Delete(q)
+		return true
+	})
 	if !s.own {
 		return
 	}

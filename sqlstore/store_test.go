@@ -268,3 +268,17 @@ func TestCustomStatementsInOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLiteInMemory: ":memory:" is one private database on one connection.
+func TestSQLiteInMemory(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, Config{DSN: ":memory:", EnsureSchema: true, Options: testOptions})
+	defer s.Close(ctx)
+	pub := writer(t, s, hook.OnMessageStore, hook.MessagePublish)
+	mustWrite(t, pub, &hook.PublishEvent{Message: &hook.Message{ID: "m", Topic: "$share/g/t", QoS: 0, Payload: []byte("x")}})
+	s.Flush(ctx)
+	got, err := s.Fetch(ctx, "c", "$share/g/$share/g/t", hook.OfflineOpts{})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("fetch = %v, %v", ids(got), err)
+	}
+}

@@ -195,19 +195,36 @@ func (s *Store) flushSQL(ctx context.Context, batch []op) error {
 	return nil
 }
 
-// txExec runs st in tx, through a statement prepared once per connection unless st is a
-// custom statement (whose text the user chose: prepared by the driver for this call only).
+// txExec runs st in tx, through the statement start prepared for it (database/sql prepares
+// it again on the transaction's connection, once per connection), or directly for a custom
+// statement, whose text the user chose.
 func (s *Store) txExec(ctx context.Context, tx *sql.Tx, st stmt) error {
-	if st.adhoc {
-		_, err := tx.ExecContext(ctx, st.sql, st.args...)
+	if ps, ok := s.stmts.Load(st.sql); ok && !st.adhoc {
+		_, err := tx.StmtContext(ctx, ps.(*sql.Stmt)).ExecContext(ctx, st.args...)
 		return err
 	}
-	ps, err := s.prepared(ctx, st.sql)
-	if err != nil {
-		return err
-	}
-	_, err = tx.StmtContext(ctx, ps).ExecContext(ctx, st.args...)
+	_, err := tx.ExecContext(ctx, st.sql, st.args...)
 	return err
+}
+
+// prepareWrites prepares the statements of the built-in writes before the writer starts: a
+// transaction must not wait for a second connection to prepare one (an in-memory SQLite
+// database has only one). A statement that cannot be prepared (a store used for custom
+// statements only, without the EMQX tables) is left out and run unprepared.
+func (s *Store) prepareWrites(ctx context.Context) {
+	if s.db == nil {
+		return
+	}
+	d := s.d
+	qs := []string{d.connected, d.disconnected, d.retainUpsert, d.retainDelete, d.acked, d.ackedDelete, d.ackedMatch}
+	if s.cfg.Dialect == SQLite {
+		qs = append(qs, d.msgInsert)
+	}
+	for _, q := range qs {
+		if _, err := s.prepared(ctx, q); err != nil {
+			s.opts.Logger.Debug("statement not prepared", "store", "sqlstore/"+s.cfg.Dialect.String(), "statement", firstLine(q), "error", err)
+		}
+	}
 }
 
 // prepared returns the store-wide prepared statement for q (database/sql prepares it again
