@@ -148,13 +148,20 @@ func nonNil(p []byte) []byte {
 // messages, SQLite with a prepared single-row INSERT per message; other writes with their
 // (prepared) statements.
 func (s *Store) flushSQL(ctx context.Context, batch []op) error {
+	mysql := s.cfg.Dialect == MySQL
+	if mysql && len(batch) <= maxRowsPerInsert && allMessages(batch) {
+		// One statement is atomic on its own: no BEGIN and COMMIT round trips.
+		q, args := s.mysqlMsgInsert(batch)
+		if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("sqlstore: write %d messages: %w", len(batch), err)
+		}
+		return nil
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlstore: %s: begin: %w", describeBatch(batch), err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	mysql := s.cfg.Dialect == MySQL
-	var args []any
 	for i := 0; i < len(batch); {
 		o := &batch[i]
 		if o.kind == opMsg && mysql {
@@ -162,21 +169,8 @@ func (s *Store) flushSQL(ctx context.Context, batch []op) error {
 			for j < len(batch) && batch[j].kind == opMsg && j-i < maxRowsPerInsert {
 				j++
 			}
-			args = args[:0]
-			var q strings.Builder
-			q.Grow(len(s.d.msgInsert) + (j-i)*18 + 32)
-			q.WriteString(s.d.msgInsert)
-			for k := i; k < j; k++ {
-				if k > i {
-					q.WriteByte(',')
-				}
-				q.WriteString("(?,?,?,?,?,?,?,?)")
-				args = s.msgArgs(args, &batch[k])
-			}
-			// A duplicate msgid (a retried batch) changes nothing; unlike INSERT IGNORE this
-			// does not turn other errors (a too-long topic) into warnings.
-			q.WriteString(" ON DUPLICATE KEY UPDATE id = id")
-			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			q, args := s.mysqlMsgInsert(batch[i:j])
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return fmt.Errorf("sqlstore: write %d messages: %w", j-i, err)
 			}
 			i = j
@@ -193,6 +187,34 @@ func (s *Store) flushSQL(ctx context.Context, batch []op) error {
 		return fmt.Errorf("sqlstore: %s: commit: %w", describeBatch(batch), err)
 	}
 	return nil
+}
+
+func allMessages(batch []op) bool {
+	for i := range batch {
+		if batch[i].kind != opMsg {
+			return false
+		}
+	}
+	return true
+}
+
+// mysqlMsgInsert is the multi-row INSERT of msgs (all opMsg).
+func (s *Store) mysqlMsgInsert(msgs []op) (string, []any) {
+	args := make([]any, 0, 8*len(msgs))
+	var q strings.Builder
+	q.Grow(len(s.d.msgInsert) + len(msgs)*18 + 32)
+	q.WriteString(s.d.msgInsert)
+	for k := range msgs {
+		if k > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("(?,?,?,?,?,?,?,?)")
+		args = s.msgArgs(args, &msgs[k])
+	}
+	// A duplicate msgid (a retried batch) changes nothing; unlike INSERT IGNORE this does not
+	// turn other errors (a too-long topic) into warnings.
+	q.WriteString(" ON DUPLICATE KEY UPDATE id = id")
+	return q.String(), args
 }
 
 // txExec runs st in tx, through the statement start prepared for it (database/sql prepares
