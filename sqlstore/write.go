@@ -176,6 +176,19 @@ func (s *Store) flushSQL(ctx context.Context, batch []op) error {
 			i = j
 			continue
 		}
+		// SQLite: a run of messages through one prepared statement (unless it could not be
+		// prepared at open, for lack of a mqtt_msg table: then the generic path below).
+		if ps, ok := s.stmts.Load(s.d.msgInsert); ok && o.kind == opMsg {
+			stx := tx.StmtContext(ctx, ps.(*sql.Stmt))
+			var args []any
+			for ; i < len(batch) && batch[i].kind == opMsg; i++ {
+				args = s.msgArgs(args[:0], &batch[i])
+				if _, err := stx.ExecContext(ctx, args...); err != nil {
+					return fmt.Errorf("sqlstore: write (%s): %w", batch[i].describe(), err)
+				}
+			}
+			continue
+		}
 		for _, st := range s.statements(o) {
 			if err := s.txExec(ctx, tx, st); err != nil {
 				return fmt.Errorf("sqlstore: write (%s): %w", o.describe(), err)
