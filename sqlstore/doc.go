@@ -26,6 +26,12 @@
 // action every ${var} is a bound parameter (? or $n, package template): a placeholder inside
 // a quoted literal, or an unknown one, is refused by Prepare with the rule's name and the
 // position. A rule's statements run in order, in the transaction of their batch.
+// A value goes into whatever column it is bound to, as with EMQX: MySQL and SQLite convert
+// it themselves; on PostgreSQL each statement is prepared once per connection and, by the
+// parameter types the server infers, ${qos} and ${ts} are bound as text to text parameters,
+// ${ts} as a time (milliseconds since the epoch) to timestamp ones, a string as a number to
+// numeric ones and as bytes to bytea. A payload that is not text for a text parameter, or a
+// string that is not a number for a numeric one, fails the write: nothing is altered.
 //
 // # Writes
 //

@@ -84,6 +84,11 @@ func (s *Store) flushPostgres(ctx context.Context, batch []op) error {
 }
 
 func (s *Store) sendPostgres(ctx context.Context, batch []op, onConflict bool) error {
+	conn, err := s.pg.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
 	b := &pgx.Batch{}
 	for i := 0; i < len(batch); {
 		if batch[i].kind == opMsg {
@@ -96,11 +101,16 @@ func (s *Store) sendPostgres(ctx context.Context, batch []op, onConflict bool) e
 			continue
 		}
 		for _, st := range s.statements(&batch[i]) {
+			if st.adhoc {
+				if err := pgFitArgs(ctx, conn.Conn(), st); err != nil {
+					return err
+				}
+			}
 			b.Queue(st.sql, st.args...)
 		}
 		i++
 	}
-	return s.pg.SendBatch(ctx, b).Close()
+	return conn.SendBatch(ctx, b).Close()
 }
 
 func (s *Store) queueMsgs(b *pgx.Batch, ops []op, onConflict bool) {
