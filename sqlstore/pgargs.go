@@ -21,9 +21,6 @@ var errNotNumber = errors.New("not a number")
 // per connection (pgx keeps it by its text, and the batch then runs it as prepared).
 // st.args are replaced in place.
 func pgFitArgs(ctx context.Context, c *pgx.Conn, st stmt) error {
-	if c.Config().DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
-		return nil // arguments are written as literals by pgx, whatever their type
-	}
 	sd, err := c.Prepare(ctx, st.sql, st.sql)
 	if err != nil {
 		return fmt.Errorf("prepare %q: %w", firstLine(st.sql), err)

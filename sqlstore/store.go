@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mqttstore/mqttstore/backend"
@@ -160,6 +161,9 @@ func OpenPool(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Store, erro
 	if pool == nil {
 		return nil, fmt.Errorf("sqlstore: open postgres: %w: nil pool", ErrConfig)
 	}
+	if err := checkBoundParams(pool.Config().ConnConfig); err != nil {
+		return nil, err
+	}
 	cfg.Dialect = Postgres
 	s := &Store{cfg: cfg, opts: cfg.Options.WithDefaults(), pg: pool}
 	if err := s.start(ctx); err != nil {
@@ -185,10 +189,22 @@ func OpenDB(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// checkBoundParams refuses pgx's simple protocol, in which pgx writes the arguments into the
+// statement text as literals: every value must reach the server as a bound parameter.
+func checkBoundParams(cc *pgx.ConnConfig) error {
+	if cc.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
+		return fmt.Errorf("sqlstore: open postgres: %w: default_query_exec_mode=simple_protocol would splice values into statement text; use the default mode", ErrConfig)
+	}
+	return nil
+}
+
 func openPostgres(ctx context.Context, dsn string, opts backend.Options) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := checkBoundParams(pc.ConnConfig); err != nil {
+		return nil, err
 	}
 	pc.MaxConns = int32(opts.PoolSize)
 	if pc.ConnConfig.ConnectTimeout == 0 {

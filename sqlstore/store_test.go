@@ -231,6 +231,24 @@ func TestOpenExisting(t *testing.T) {
 	}
 }
 
+// TestSimpleProtocolRefused: pgx's simple protocol writes arguments into the statement text,
+// so a DSN or pool asking for it is refused rather than silently splicing values.
+func TestSimpleProtocolRefused(t *testing.T) {
+	ctx := t.Context()
+	dsn := dsnFor(t, Postgres) + "&default_query_exec_mode=simple_protocol"
+	if _, err := Open(ctx, Config{Dialect: Postgres, DSN: dsn}); !errors.Is(err, ErrConfig) {
+		t.Errorf("Open with the simple protocol: %v, want ErrConfig", err)
+	}
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := OpenPool(ctx, pool, Config{}); !errors.Is(err, ErrConfig) {
+		t.Errorf("OpenPool with the simple protocol: %v, want ErrConfig", err)
+	}
+}
+
 // TestCustomStatementsInOrder: a rule's statements run in order, in one transaction, with
 // every value bound (a value that looks like SQL is stored as it is).
 func TestCustomStatementsInOrder(t *testing.T) {
