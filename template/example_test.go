@@ -2,10 +2,10 @@ package template_test
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/mqttstore/mqttstore/template"
+	"github.com/mqttstore/mqttstore/topic"
 )
 
 func ExampleCompileStatement() {
@@ -63,11 +63,8 @@ func ExampleParseInflux() {
 		Payload:  []byte(`{"data": [{"temp": 21.5, "host": "a"}, {"temp": 22, "host": "b"}]}`),
 		TS:       time.UnixMilli(1560743513626),
 	}
-	match := func(filter, topic string) bool { // use topic.Match
-		return strings.HasPrefix(topic, strings.TrimSuffix(filter, "#"))
-	}
 	var points []template.Point
-	for _, t := range set.Select(nil, v.Topic, match) {
+	for _, t := range set.Select(nil, v.Topic, topic.Match) {
 		if points, err = t.Render(points, &v); err != nil {
 			panic(err)
 		}

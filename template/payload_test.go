@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mqttstore/mqttstore/topic"
 )
 
 func readFile(t testing.TB, name string) []byte {
@@ -16,22 +18,6 @@ func readFile(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// match is a small MQTT filter matcher for the tests (the real one is topic.Match).
-func match(filter, topic string) bool {
-	f, tp := strings.Split(filter, "/"), strings.Split(topic, "/")
-	for i, l := range f {
-		switch {
-		case l == "#":
-			return true
-		case i >= len(tp):
-			return false
-		case l != "+" && l != tp[i]:
-			return false
-		}
-	}
-	return len(f) == len(tp)
 }
 
 func influxSet(t testing.TB, data string, opts InfluxOptions) *Set[InfluxTemplate] {
@@ -46,7 +32,7 @@ func influxSet(t testing.TB, data string, opts InfluxOptions) *Set[InfluxTemplat
 func renderInflux(t testing.TB, s *Set[InfluxTemplate], v *Values) ([]Point, error) {
 	t.Helper()
 	var out []Point
-	for _, tm := range s.Select(nil, v.Topic, match) {
+	for _, tm := range s.Select(nil, v.Topic, topic.Match) {
 		var err error
 		if out, err = tm.Render(out, v); err != nil {
 			return out, err
@@ -124,7 +110,7 @@ func TestOpenTSDBSpecExample(t *testing.T) {
 	ts := time.Unix(0, 1560743513626681000)
 	v := &Values{Topic: "sample", ClientID: "mqttjs_ebcc36079a", TS: ts, Payload: readFile(t, "sample_payload.json")}
 	var got []DataPoint
-	for _, tm := range s.Select(nil, "sample", match) {
+	for _, tm := range s.Select(nil, "sample", topic.Match) {
 		if got, err = tm.Render(got, v); err != nil {
 			t.Fatal(err)
 		}
@@ -144,10 +130,10 @@ func TestTimescaleSpecExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	render := func(topic string, payload []byte) ([]TimescaleInsert, error) {
+	render := func(name string, payload []byte) ([]TimescaleInsert, error) {
 		var out []TimescaleInsert
-		for _, tm := range s.Select(nil, topic, match) {
-			if out, err = tm.Render(out, &Values{Topic: topic, Payload: payload}); err != nil {
+		for _, tm := range s.Select(nil, name, topic.Match) {
+			if out, err = tm.Render(out, &Values{Topic: name, Payload: payload}); err != nil {
 				return nil, err
 			}
 		}
@@ -271,7 +257,7 @@ func TestOpenTSDBValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm := s.Select(nil, "a/v", match)[0]
+	tm := s.Select(nil, "a/v", topic.Match)[0]
 	for payload, want := range map[string]any{
 		`{"v": 3, "t": 1700000000123}`:     int64(3),
 		`{"v": 3.25, "t": 1700000000123}`:  3.25,
@@ -353,7 +339,7 @@ func TestSelectOrderAndEntries(t *testing.T) {
 		"other": {"measurement": "c", "fields": {"f": 1}},
 		"sensor/+/t": {"measurement": "d", "fields": {"f": 1}}}`, InfluxOptions{})
 	var names []string
-	for _, tm := range s.Select(nil, "sensor/1/t", match) {
+	for _, tm := range s.Select(nil, "sensor/1/t", topic.Match) {
 		pts, err := tm.Render(nil, &Values{})
 		if err != nil {
 			t.Fatal(err)
