@@ -11,42 +11,38 @@ var benchValues = Values{
 	Payload: []byte(`{"temp": 21.5}`), TS: time.UnixMilli(1560743513626),
 }
 
-// The spec's session.subscribed statement: three placeholders, two of them strings.
-func BenchmarkRenderSQL3(b *testing.B) {
-	s, err := CompileStatement(PostgreSQL, "insert into mqtt_sub(clientid, topic, qos) values (${clientid}, ${topic}, ${qos})")
-	if err != nil {
-		b.Fatal(err)
+// BenchmarkRender binds the values of compiled statements and commands.
+func BenchmarkRender(b *testing.B) {
+	type argser interface {
+		Args(dst []any, v *Values) []any
 	}
-	args := make([]any, 0, 8)
-	b.ReportAllocs()
-	for b.Loop() {
-		args = s.Args(args[:0], &benchValues)
+	cases := []struct {
+		name    string
+		compile func() (argser, error)
+	}{
+		// The spec's session.subscribed statement: three placeholders, two of them strings.
+		{"SQL3", func() (argser, error) {
+			return CompileStatement(PostgreSQL, "insert into mqtt_sub(clientid, topic, qos) values (${clientid}, ${topic}, ${qos})")
+		}},
+		// Three placeholders, all boxed: clientid, topic, payload.
+		{"SQL3Payload", func() (argser, error) {
+			return CompileStatement(MySQL, "insert into msg(sender, topic, payload) values (${clientid}, ${topic}, ${payload})")
+		}},
+		// The spec's example command: one concatenated key, two single placeholders.
+		{"Redis", func() (argser, error) { return CompileRedis("HSET mqtt:sub:${clientid} ${topic} ${qos}") }},
 	}
-}
-
-// Three placeholders, all boxed: clientid, topic, payload.
-func BenchmarkRenderSQL3Payload(b *testing.B) {
-	s, err := CompileStatement(MySQL, "insert into msg(sender, topic, payload) values (${clientid}, ${topic}, ${payload})")
-	if err != nil {
-		b.Fatal(err)
-	}
-	args := make([]any, 0, 8)
-	b.ReportAllocs()
-	for b.Loop() {
-		args = s.Args(args[:0], &benchValues)
-	}
-}
-
-// The spec's example command: one concatenated key, two single placeholders.
-func BenchmarkRenderRedis(b *testing.B) {
-	c, err := CompileRedis("HSET mqtt:sub:${clientid} ${topic} ${qos}")
-	if err != nil {
-		b.Fatal(err)
-	}
-	args := make([]any, 0, 8)
-	b.ReportAllocs()
-	for b.Loop() {
-		args = c.Args(args[:0], &benchValues)
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			s, err := c.compile()
+			if err != nil {
+				b.Fatal(err)
+			}
+			args := make([]any, 0, 8)
+			b.ReportAllocs()
+			for b.Loop() {
+				args = s.Args(args[:0], &benchValues)
+			}
+		})
 	}
 }
 
