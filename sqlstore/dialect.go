@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"database/sql/driver"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -171,16 +172,9 @@ func (d *dialect) timeArg(t time.Time) any {
 // ph returns the n-th (1-based) bind marker.
 func (d *dialect) ph(n int) string {
 	if d.dollar {
-		return "$" + itoa(n)
+		return "$" + strconv.Itoa(n)
 	}
 	return "?"
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }
 
 // nullString is s, or NULL when s is empty.
