@@ -15,28 +15,30 @@ import (
 
 // query runs q and calls each for every row, with the row's Scan.
 func (s *Store) query(ctx context.Context, q string, args []any, each func(scan func(dest ...any) error) error) error {
+	var rows interface {
+		Next() bool
+		Scan(dest ...any) error
+		Err() error
+	}
 	if s.pg != nil {
-		rows, err := s.pg.Query(ctx, q, args...)
+		r, err := s.pg.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := each(rows.Scan); err != nil {
-				return err
-			}
+		defer r.Close()
+		rows = r
+	} else {
+		ps, err := s.prepared(ctx, q)
+		if err != nil {
+			return err
 		}
-		return rows.Err()
+		r, err := ps.QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		rows = r
 	}
-	ps, err := s.prepared(ctx, q)
-	if err != nil {
-		return err
-	}
-	rows, err := ps.QueryContext(ctx, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
 	for rows.Next() {
 		if err := each(rows.Scan); err != nil {
 			return err

@@ -285,7 +285,6 @@ func openSQLite(dsn string, opts backend.Options) (*sql.DB, error) {
 // start checks the connection, applies the schema if asked, detects the payload columns
 // and starts the writer.
 func (s *Store) start(ctx context.Context) error {
-	s.opts = s.cfg.Options.WithDefaults()
 	s.d = dialects[s.cfg.Dialect]
 	if err := s.Ping(ctx); err != nil {
 		return fmt.Errorf("sqlstore: open %v: %w", s.cfg.Dialect, err)
