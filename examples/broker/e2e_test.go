@@ -23,14 +23,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for the test's own queries
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mqttstore/mqttstore/examples/internal/mqtttest"
 	"github.com/mqttstore/mqttstore/internal/testenv"
 )
 
@@ -222,7 +221,7 @@ func (tg *target) addSubscription(t *testing.T, id, topic string, qos byte) {
 // waitState waits until the client's recorded state is state ("1" online, "0" offline).
 func (tg *target) waitState(t *testing.T, id, state string) {
 	t.Helper()
-	eventually(t, id+" state "+state, func() bool {
+	mqtttest.Eventually(t, id+" state "+state, func() bool {
 		row, ok := tg.client(t, id)
 		return ok && row.State == state
 	})
@@ -231,7 +230,7 @@ func (tg *target) waitState(t *testing.T, id, state string) {
 func TestClientState(t *testing.T) {
 	forEachStore(t, func(t *testing.T, tg *target) {
 		b := tg.start(t)
-		c := connect(t, b.addr, "dev-1", true)
+		c := mqtttest.Connect(t, b.addr, "dev-1", true)
 		tg.waitState(t, "dev-1", "1")
 		if row, _ := tg.client(t, "dev-1"); row != (clientRow{"1", "node1", true, false}) {
 			t.Errorf("online: %+v; want state 1, node node1, online_at set, no offline_at", row)
@@ -241,7 +240,7 @@ func TestClientState(t *testing.T) {
 		if row, _ := tg.client(t, "dev-1"); !row.Online || !row.Offline {
 			t.Errorf("offline: %+v; want online_at and offline_at set", row)
 		}
-		connect(t, b.addr, "dev-1", true)
+		mqtttest.Connect(t, b.addr, "dev-1", true)
 		tg.waitState(t, "dev-1", "1")
 	})
 }
@@ -252,35 +251,35 @@ func TestOfflineMessages(t *testing.T) {
 	forEachStore(t, func(t *testing.T, tg *target) {
 		tp := func(s string) string { return tg.offline + "/" + s }
 		b := tg.start(t)
-		sub := connect(t, b.addr, "sub-1", true)
-		sub.subscribe(t, tp("#"), 1)
-		pub := connect(t, b.addr, "pub-1", true)
-		pub.publish(t, tp("a"), 1, false, "live")
-		eventually(t, "the live message", func() bool { return len(sub.received()) == 1 })
+		sub := mqtttest.Connect(t, b.addr, "sub-1", true)
+		sub.MustSubscribe(t, tp("#"), 1)
+		pub := mqtttest.Connect(t, b.addr, "pub-1", true)
+		pub.MustPublish(t, tp("a"), 1, false, "live")
+		mqtttest.Eventually(t, "the live message", func() bool { return len(sub.Received()) == 1 })
 		sub.Disconnect(100)
 		tg.waitState(t, "sub-1", "0")
 
 		var want []string
 		for i := range 5 {
 			want = append(want, fmt.Sprintf("m%d", i))
-			pub.publish(t, tp("a"), 1, false, want[i])
+			pub.MustPublish(t, tp("a"), 1, false, want[i])
 		}
-		pub.publish(t, tp("b"), 0, false, "qos 0 is not stored")
-		pub.settle(t)
+		pub.MustPublish(t, tp("b"), 0, false, "qos 0 is not stored")
+		pub.Settle(t)
 		b.flush(t)
 
-		sub = connect(t, b.addr, "sub-1", true)
-		sub.subscribe(t, tp("#"), 1)
-		if got := payloads(sub.barrier(t, tp("barrier"))); !slices.Equal(got, want) {
+		sub = mqtttest.Connect(t, b.addr, "sub-1", true)
+		sub.MustSubscribe(t, tp("#"), 1)
+		if got := payloads(sub.Barrier(t, tp("barrier"))); !slices.Equal(got, want) {
 			t.Errorf("after reconnecting: received %q, want %q", got, want)
 		}
 		b.flush(t) // the acknowledgements
 		sub.Disconnect(100)
 		tg.waitState(t, "sub-1", "0")
 
-		sub = connect(t, b.addr, "sub-1", true)
-		sub.subscribe(t, tp("#"), 1)
-		if got := sub.barrier(t, tp("barrier")); len(got) != 0 {
+		sub = mqtttest.Connect(t, b.addr, "sub-1", true)
+		sub.MustSubscribe(t, tp("#"), 1)
+		if got := sub.Barrier(t, tp("barrier")); len(got) != 0 {
 			t.Errorf("after reconnecting again: received %v, want nothing", got)
 		}
 	})
@@ -292,35 +291,35 @@ func TestOfflineMessagesAcrossRestart(t *testing.T) {
 	forEachStore(t, func(t *testing.T, tg *target) {
 		tp := func(s string) string { return tg.offline + "/rs/" + s }
 		b := tg.start(t)
-		sub := connect(t, b.addr, "sub-2", false)
-		sub.subscribe(t, tp("#"), 1)
+		sub := mqtttest.Connect(t, b.addr, "sub-2", false)
+		sub.MustSubscribe(t, tp("#"), 1)
 		sub.Disconnect(100)
 		tg.waitState(t, "sub-2", "0")
-		pub := connect(t, b.addr, "pub-2", true)
+		pub := mqtttest.Connect(t, b.addr, "pub-2", true)
 		var want []string
 		for i := range 5 {
 			want = append(want, fmt.Sprintf("m%d", i))
-			pub.publish(t, tp("t"), 1, false, want[i])
+			pub.MustPublish(t, tp("t"), 1, false, want[i])
 		}
 		pub.Disconnect(100)
 		tg.waitState(t, "pub-2", "0")
 
 		b = tg.restart(t, b)
-		sub = connect(t, b.addr, "sub-2", false)
-		if sub.sessionPresent {
+		sub = mqtttest.Connect(t, b.addr, "sub-2", false)
+		if sub.SessionPresent {
 			t.Fatal("the restarted broker resumed the session: the test would not test the database")
 		}
-		sub.subscribe(t, tp("#"), 1)
-		if got := payloads(sub.barrier(t, tp("barrier"))); !slices.Equal(got, want) {
+		sub.MustSubscribe(t, tp("#"), 1)
+		if got := payloads(sub.Barrier(t, tp("barrier"))); !slices.Equal(got, want) {
 			t.Errorf("after the restart: received %q, want %q", got, want)
 		}
 		b.flush(t)
 		sub.Disconnect(100)
 		tg.waitState(t, "sub-2", "0")
 
-		sub = connect(t, b.addr, "sub-2", false)
-		sub.subscribe(t, tp("#"), 1)
-		if got := sub.barrier(t, tp("barrier")); len(got) != 0 {
+		sub = mqtttest.Connect(t, b.addr, "sub-2", false)
+		sub.MustSubscribe(t, tp("#"), 1)
+		if got := sub.Barrier(t, tp("barrier")); len(got) != 0 {
 			t.Errorf("after reconnecting again: received %v, want nothing", got)
 		}
 	})
@@ -329,27 +328,27 @@ func TestOfflineMessagesAcrossRestart(t *testing.T) {
 func TestRetainedSurviveRestart(t *testing.T) {
 	forEachStore(t, func(t *testing.T, tg *target) {
 		b := tg.start(t)
-		pub := connect(t, b.addr, "pub-3", true)
+		pub := mqtttest.Connect(t, b.addr, "pub-3", true)
 		// QoS 0: on_message_publish stores QoS 1 and 2 only, so the subscriber's history
 		// (on_message_fetch) stays out of this test; on_message_retain stores any QoS.
-		pub.publish(t, "ret/a/1", 0, true, "one")
-		pub.publish(t, "ret/b/2", 0, true, "two")
-		pub.publish(t, "ret/c", 0, true, "gone")
-		pub.publish(t, "ret/c", 0, true, "") // deletes the retained message of ret/c
-		pub.publish(t, "ret/a/1", 0, false, "not retained")
+		pub.MustPublish(t, "ret/a/1", 0, true, "one")
+		pub.MustPublish(t, "ret/b/2", 0, true, "two")
+		pub.MustPublish(t, "ret/c", 0, true, "gone")
+		pub.MustPublish(t, "ret/c", 0, true, "") // deletes the retained message of ret/c
+		pub.MustPublish(t, "ret/a/1", 0, false, "not retained")
 		pub.Disconnect(100)
 		tg.waitState(t, "pub-3", "0") // the broker has handled pub-3's packets
 
 		b = tg.restart(t, b)
-		all := connect(t, b.addr, "sub-3a", true)
-		all.subscribe(t, "ret/#", 1)
-		want := []received{{"ret/a/1", "one", 0, true}, {"ret/b/2", "two", 0, true}}
-		if got := all.barrier(t, "ret/barrier"); !slices.Equal(got, want) {
+		all := mqtttest.Connect(t, b.addr, "sub-3a", true)
+		all.MustSubscribe(t, "ret/#", 1)
+		want := []mqtttest.Received{{Topic: "ret/a/1", Payload: "one", Retain: true}, {Topic: "ret/b/2", Payload: "two", Retain: true}}
+		if got := all.Barrier(t, "ret/barrier"); !slices.Equal(got, want) {
 			t.Errorf("ret/#: received %v, want %v", got, want)
 		}
-		one := connect(t, b.addr, "sub-3b", true)
-		one.subscribe(t, "ret/+/1", 1)
-		if got := one.barrier(t, "ret/x/1"); !slices.Equal(got, want[:1]) {
+		one := mqtttest.Connect(t, b.addr, "sub-3b", true)
+		one.MustSubscribe(t, "ret/+/1", 1)
+		if got := one.Barrier(t, "ret/x/1"); !slices.Equal(got, want[:1]) {
 			t.Errorf("ret/+/1: received %v, want %v", got, want[:1])
 		}
 	})
@@ -359,16 +358,16 @@ func TestStoredSubscriptions(t *testing.T) {
 	forEachStore(t, func(t *testing.T, tg *target) {
 		b := tg.start(t) // creates the tables
 		tg.addSubscription(t, "dev-7", "cmd/dev-7", 1)
-		dev := connect(t, b.addr, "dev-7", true)
+		dev := mqtttest.Connect(t, b.addr, "dev-7", true)
 		// The barrier reaches dev-7 only through the stored subscription.
-		if got := dev.barrier(t, "cmd/dev-7"); len(got) != 0 {
+		if got := dev.Barrier(t, "cmd/dev-7"); len(got) != 0 {
 			t.Errorf("received %v before the barrier", got)
 		}
-		pub := connect(t, b.addr, "pub-7", true)
-		pub.publish(t, "cmd/dev-7", 1, false, "reboot")
-		pub.settle(t)
-		eventually(t, "the command", func() bool { return len(dev.received()) == 2 })
-		if got := dev.received()[1]; got != (received{"cmd/dev-7", "reboot", 1, false}) {
+		pub := mqtttest.Connect(t, b.addr, "pub-7", true)
+		pub.MustPublish(t, "cmd/dev-7", 1, false, "reboot")
+		pub.Settle(t)
+		mqtttest.Eventually(t, "the command", func() bool { return len(dev.Received()) == 2 })
+		if got := dev.Received()[1]; got != (mqtttest.Received{Topic: "cmd/dev-7", Payload: "reboot", QoS: 1}) {
 			t.Errorf("received %v", got)
 		}
 	})
@@ -379,22 +378,22 @@ func TestRedisQueue(t *testing.T) {
 	// once acknowledged.
 	tg := redisTarget(t)
 	b := tg.start(t)
-	pub := connect(t, b.addr, "pub-q", true)
+	pub := mqtttest.Connect(t, b.addr, "pub-q", true)
 	want := []string{"j0", "j1", "j2"}
 	for _, j := range want {
-		pub.publish(t, "queue/jobs", 1, false, j)
+		pub.MustPublish(t, "queue/jobs", 1, false, j)
 	}
-	pub.settle(t)
+	pub.Settle(t)
 	b.flush(t)
-	w1 := connect(t, b.addr, "worker-1", true)
-	w1.subscribe(t, "queue/jobs", 1)
-	if got := payloads(w1.barrier(t, "queue/jobs")); !slices.Equal(got, want) {
+	w1 := mqtttest.Connect(t, b.addr, "worker-1", true)
+	w1.MustSubscribe(t, "queue/jobs", 1)
+	if got := payloads(w1.Barrier(t, "queue/jobs")); !slices.Equal(got, want) {
 		t.Errorf("first worker: received %q, want %q", got, want)
 	}
 	b.flush(t)
-	w2 := connect(t, b.addr, "worker-2", true)
-	w2.subscribe(t, "queue/jobs", 1)
-	if got := w2.barrier(t, "queue/jobs"); len(got) != 0 {
+	w2 := mqtttest.Connect(t, b.addr, "worker-2", true)
+	w2.MustSubscribe(t, "queue/jobs", 1)
+	if got := w2.Barrier(t, "queue/jobs"); len(got) != 0 {
 		t.Errorf("second worker: received %v, want nothing", got)
 	}
 }
@@ -412,36 +411,36 @@ func TestRedisControlChannel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dev := connect(t, b.addr, "dev-8", true)
-	pub := connect(t, b.addr, "pub-8", true)
+	dev := mqtttest.Connect(t, b.addr, "dev-8", true)
+	pub := mqtttest.Connect(t, b.addr, "pub-8", true)
 	control("subscribe", "dev-8", "ctl/dev-8")
-	eventually(t, "the subscription", func() bool {
-		pub.publish(t, "ctl/dev-8", 0, false, "ping")
-		return slices.Contains(payloads(dev.received()), "ping")
+	mqtttest.Eventually(t, "the subscription", func() bool {
+		pub.MustPublish(t, "ctl/dev-8", 0, false, "ping")
+		return slices.Contains(payloads(dev.Received()), "ping")
 	})
 	if qos, err := tg.redis.HGet(ctx, tg.prefix+"mqtt:sub:dev-8", "ctl/dev-8").Result(); err != nil || qos != "1" {
 		t.Errorf("mqtt:sub:dev-8 ctl/dev-8 = %q, %v; want 1", qos, err)
 	}
 
 	control("unsubscribe", "dev-8", "ctl/dev-8")
-	eventually(t, "the unsubscription", func() bool {
-		before := len(dev.received())
-		pub.publish(t, "ctl/dev-8", 0, false, "after")
-		pub.settle(t)
-		dev.settle(t)
-		return !slices.Contains(payloads(dev.received()[before:]), "after")
+	mqtttest.Eventually(t, "the unsubscription", func() bool {
+		before := len(dev.Received())
+		pub.MustPublish(t, "ctl/dev-8", 0, false, "after")
+		pub.Settle(t)
+		dev.Settle(t)
+		return !slices.Contains(payloads(dev.Received()[before:]), "after")
 	})
 	if n, err := tg.redis.HLen(ctx, tg.prefix+"mqtt:sub:dev-8").Result(); err != nil || n != 0 {
 		t.Errorf("mqtt:sub:dev-8 has %d fields (%v), want none", n, err)
 	}
 
 	control("subscribe", "dev-9", "ctl/dev-9")
-	eventually(t, "the request to be recorded", func() bool {
+	mqtttest.Eventually(t, "the request to be recorded", func() bool {
 		ok, err := tg.redis.HExists(ctx, tg.prefix+"mqtt:sub:dev-9", "ctl/dev-9").Result()
 		return err == nil && ok
 	})
-	dev9 := connect(t, b.addr, "dev-9", true)
-	dev9.barrier(t, "ctl/dev-9") // reaches dev-9 only through the recorded subscription
+	dev9 := mqtttest.Connect(t, b.addr, "dev-9", true)
+	dev9.Barrier(t, "ctl/dev-9") // reaches dev-9 only through the recorded subscription
 }
 
 // TestBehaviours runs the client-side behaviours that need no database against the broker
@@ -463,195 +462,87 @@ func behaviours(t *testing.T, addr, prefix string, gone func(t *testing.T, clien
 	id := func(s string) string { return prefix + "-" + s }
 
 	t.Run("order and QoS", func(t *testing.T) {
-		sub := connect(t, addr, id("q-sub"), true)
-		sub.subscribe(t, topic("q/#"), 2)
-		pub := connect(t, addr, id("q-pub"), true)
-		var want []received
+		sub := mqtttest.Connect(t, addr, id("q-sub"), true)
+		sub.MustSubscribe(t, topic("q/#"), 2)
+		pub := mqtttest.Connect(t, addr, id("q-pub"), true)
+		var want []mqtttest.Received
 		for i := range 12 {
 			qos := byte(i % 3)
 			payload := fmt.Sprintf("m%d", i)
-			pub.publish(t, topic("q/x"), qos, false, payload)
-			want = append(want, received{topic("q/x"), payload, qos, false})
+			pub.MustPublish(t, topic("q/x"), qos, false, payload)
+			want = append(want, mqtttest.Received{Topic: topic("q/x"), Payload: payload, QoS: qos})
 		}
-		pub.settle(t)
-		if got := sub.barrier(t, topic("q/barrier")); !slices.Equal(got, want) {
+		pub.Settle(t)
+		if got := sub.Barrier(t, topic("q/barrier")); !slices.Equal(got, want) {
 			t.Errorf("received\n%v\nwant\n%v", got, want)
 		}
 	})
 
 	t.Run("retained to a wildcard subscriber", func(t *testing.T) {
-		pub := connect(t, addr, id("r-pub"), true)
+		pub := mqtttest.Connect(t, addr, id("r-pub"), true)
 		// QoS 0: a store's history of QoS 1 messages (on_message_fetch) is not Mosquitto's.
-		pub.publish(t, topic("r/a/1"), 0, true, "one")
-		pub.publish(t, topic("r/b/2"), 0, true, "two")
-		pub.publish(t, topic("r/c"), 0, true, "gone")
-		pub.publish(t, topic("r/c"), 0, true, "")
-		pub.settle(t)
-		sub := connect(t, addr, id("r-sub"), true)
-		sub.subscribe(t, topic("r/#"), 1) // mochi 2.7.9: r/+/# does not match r/barrier
-		got := sub.barrier(t, topic("r/barrier"))
-		slices.SortFunc(got, func(a, b received) int { return strings.Compare(a.Topic, b.Topic) })
-		want := []received{{topic("r/a/1"), "one", 0, true}, {topic("r/b/2"), "two", 0, true}}
+		pub.MustPublish(t, topic("r/a/1"), 0, true, "one")
+		pub.MustPublish(t, topic("r/b/2"), 0, true, "two")
+		pub.MustPublish(t, topic("r/c"), 0, true, "gone")
+		pub.MustPublish(t, topic("r/c"), 0, true, "")
+		pub.Settle(t)
+		sub := mqtttest.Connect(t, addr, id("r-sub"), true)
+		sub.MustSubscribe(t, topic("r/#"), 1) // mochi 2.7.9: r/+/# does not match r/barrier
+		got := sub.Barrier(t, topic("r/barrier"))
+		slices.SortFunc(got, func(a, b mqtttest.Received) int { return strings.Compare(a.Topic, b.Topic) })
+		want := []mqtttest.Received{{Topic: topic("r/a/1"), Payload: "one", Retain: true}, {Topic: topic("r/b/2"), Payload: "two", Retain: true}}
 		if !slices.Equal(got, want) {
 			t.Errorf("received %v, want %v", got, want)
 		}
 		for _, tp := range []string{"r/a/1", "r/b/2"} { // leave nothing retained behind
-			pub.publish(t, topic(tp), 0, true, "")
+			pub.MustPublish(t, topic(tp), 0, true, "")
 		}
 	})
 
 	t.Run("unsubscribe", func(t *testing.T) {
-		sub := connect(t, addr, id("u-sub"), true)
-		sub.subscribe(t, topic("u/keep"), 1)
-		sub.subscribe(t, topic("u/drop"), 1)
-		wait(t, sub.Unsubscribe(topic("u/drop")))
-		pub := connect(t, addr, id("u-pub"), true)
-		pub.publish(t, topic("u/drop"), 1, false, "dropped")
-		pub.publish(t, topic("u/keep"), 1, false, "kept")
-		pub.settle(t)
-		eventually(t, "the kept message", func() bool { return len(sub.received()) == 1 })
-		if got := sub.received(); got[0].Payload != "kept" {
+		sub := mqtttest.Connect(t, addr, id("u-sub"), true)
+		sub.MustSubscribe(t, topic("u/keep"), 1)
+		sub.MustSubscribe(t, topic("u/drop"), 1)
+		mqtttest.Wait(t, sub.Unsubscribe(topic("u/drop")))
+		pub := mqtttest.Connect(t, addr, id("u-pub"), true)
+		pub.MustPublish(t, topic("u/drop"), 1, false, "dropped")
+		pub.MustPublish(t, topic("u/keep"), 1, false, "kept")
+		pub.Settle(t)
+		mqtttest.Eventually(t, "the kept message", func() bool { return len(sub.Received()) == 1 })
+		if got := sub.Received(); got[0].Payload != "kept" {
 			t.Errorf("received %v", got)
 		}
 	})
 
 	t.Run("persistent session", func(t *testing.T) {
-		sub := connect(t, addr, id("p-sub"), false)
-		sub.subscribe(t, topic("p/#"), 1)
+		sub := mqtttest.Connect(t, addr, id("p-sub"), false)
+		sub.MustSubscribe(t, topic("p/#"), 1)
 		sub.Disconnect(100)
 		gone(t, id("p-sub"))
-		pub := connect(t, addr, id("p-pub"), true)
+		pub := mqtttest.Connect(t, addr, id("p-pub"), true)
 		for i := range 3 {
-			pub.publish(t, topic("p/x"), 1, false, fmt.Sprint(i))
+			pub.MustPublish(t, topic("p/x"), 1, false, fmt.Sprint(i))
 		}
-		pub.settle(t)
-		sub = connect(t, addr, id("p-sub"), false)
-		if !sub.sessionPresent {
+		pub.Settle(t)
+		sub = mqtttest.Connect(t, addr, id("p-sub"), false)
+		if !sub.SessionPresent {
 			t.Error("CONNACK: no session present")
 		}
-		eventually(t, "the queued messages", func() bool { return len(sub.received()) == 3 })
-		got := payloads(sub.received())
+		mqtttest.Eventually(t, "the queued messages", func() bool { return len(sub.Received()) == 3 })
+		got := payloads(sub.Received())
 		slices.Sort(got) // mochi resends a session's messages in no particular order
 		if !slices.Equal(got, []string{"0", "1", "2"}) {
 			t.Errorf("received %q", got)
 		}
 		sub.Disconnect(100)
-		connect(t, addr, id("p-sub"), true) // ends the session
+		mqtttest.Connect(t, addr, id("p-sub"), true) // ends the session
 	})
 }
 
-type received struct {
-	Topic   string
-	Payload string
-	QoS     byte
-	Retain  bool
-}
-
-func payloads(rs []received) []string {
+func payloads(rs []mqtttest.Received) []string {
 	var out []string
 	for _, r := range rs {
 		out = append(out, r.Payload)
 	}
 	return out
-}
-
-// client is a paho client that records what it receives.
-type client struct {
-	paho.Client
-	id             string
-	settling       bool // subscribed to its settle topic
-	barriers       int
-	sessionPresent bool
-	mu             sync.Mutex
-	msgs           []received
-}
-
-func connect(t *testing.T, addr, id string, clean bool) *client {
-	t.Helper()
-	c := &client{id: id}
-	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetCleanSession(clean).
-		SetAutoReconnect(false).SetOrderMatters(true).SetConnectTimeout(5 * time.Second).
-		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			c.msgs = append(c.msgs, received{m.Topic(), string(m.Payload()), m.Qos(), m.Retained()})
-		})
-	c.Client = paho.NewClient(opts)
-	tok := c.Connect()
-	wait(t, tok)
-	c.sessionPresent = tok.(*paho.ConnectToken).SessionPresent()
-	t.Cleanup(func() { c.Disconnect(0) })
-	return c
-}
-
-func wait(t *testing.T, tok paho.Token) {
-	t.Helper()
-	if !tok.WaitTimeout(10 * time.Second) {
-		t.Fatal("MQTT operation timed out")
-	}
-	if err := tok.Error(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (c *client) subscribe(t *testing.T, filter string, qos byte) {
-	t.Helper()
-	tok := c.Subscribe(filter, qos, nil)
-	wait(t, tok)
-	if granted := tok.(*paho.SubscribeToken).Result()[filter]; granted > 2 {
-		t.Fatalf("subscribe %s: refused (%#x)", filter, granted)
-	}
-}
-
-func (c *client) publish(t *testing.T, topic string, qos byte, retain bool, payload string) {
-	t.Helper()
-	wait(t, c.Publish(topic, qos, retain, payload))
-}
-
-func (c *client) received() []received {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.msgs)
-}
-
-// barrier publishes a QoS 0 message to topic, which c is subscribed to, and returns what c
-// received before it, earlier barriers left out: what the broker sent c in answer to the packets c sent before (a broker
-// handles a client's packets in order).
-func (c *client) barrier(t *testing.T, topic string) []received {
-	t.Helper()
-	c.barriers++
-	payload := fmt.Sprintf("barrier %d", c.barriers)
-	c.publish(t, topic, 0, false, payload)
-	var got []received
-	eventually(t, "the barrier on "+topic, func() bool {
-		got = c.received()
-		return slices.ContainsFunc(got, func(r received) bool { return r.Payload == payload })
-	})
-	got = got[:slices.IndexFunc(got, func(r received) bool { return r.Payload == payload })]
-	return slices.DeleteFunc(got, func(r received) bool { return strings.HasPrefix(r.Payload, "barrier ") })
-}
-
-// settle returns once the broker has fully handled the messages c published before: MQTT
-// acknowledges a publish when it is received, not when it has been passed on (mochi acks
-// before it routes), and does not acknowledge QoS 0 at all.
-func (c *client) settle(t *testing.T) {
-	t.Helper()
-	topic := "settle/" + c.id
-	if !c.settling {
-		c.subscribe(t, topic, 0)
-		c.settling = true
-	}
-	c.barrier(t, topic)
-}
-
-// eventually waits until cond holds, failing the test after 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

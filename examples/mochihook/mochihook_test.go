@@ -13,18 +13,16 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/mqttstore/mqttstore/examples/internal/mqtttest"
 	"github.com/mqttstore/mqttstore/hook"
 )
 
@@ -148,102 +146,16 @@ func startBroker(t *testing.T, rec *recorder) *broker {
 	return &broker{addr: ln.Addr().String(), server: server, hook: h, rec: rec}
 }
 
-type received struct {
-	Topic   string
-	Payload string
-	QoS     byte
-	Retain  bool
-}
-
-// client is a paho client that records what it receives.
-type client struct {
-	paho.Client
-	barriers int
-	mu       sync.Mutex
-	msgs     []received
-}
-
-func connect(t *testing.T, addr, id string, clean bool) *client {
-	t.Helper()
-	c := &client{}
-	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).SetCleanSession(clean).
-		SetAutoReconnect(false).SetOrderMatters(true).SetConnectTimeout(5 * time.Second).
-		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			c.msgs = append(c.msgs, received{m.Topic(), string(m.Payload()), m.Qos(), m.Retained()})
-		})
-	c.Client = paho.NewClient(opts)
-	wait(t, c.Connect())
-	t.Cleanup(func() { c.Disconnect(0) })
-	return c
-}
-
-func wait(t *testing.T, tok paho.Token) {
-	t.Helper()
-	if !tok.WaitTimeout(10 * time.Second) {
-		t.Fatal("MQTT operation timed out")
-	}
-	if err := tok.Error(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (c *client) subscribe(t *testing.T, filter string, qos byte) {
-	t.Helper()
-	wait(t, c.Subscribe(filter, qos, nil))
-}
-
-func (c *client) publish(t *testing.T, topic string, qos byte, retain bool, payload string) {
-	t.Helper()
-	wait(t, c.Publish(topic, qos, retain, payload))
-}
-
-func (c *client) received() []received {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.msgs)
-}
-
-// barrier has c publish a message to topic, which c is subscribed to, and returns what c
-// received before it, earlier barriers left out: everything the broker sent c for the
-// packets c sent before (mochi handles a client's packets one after the other).
-func (b *broker) barrier(t *testing.T, c *client, topic string) []received {
-	t.Helper()
-	c.barriers++
-	payload := fmt.Sprintf("barrier %d", c.barriers)
-	c.publish(t, topic, 0, false, payload)
-	var got []received
-	eventually(t, "the barrier", func() bool {
-		got = c.received()
-		return slices.ContainsFunc(got, func(r received) bool { return r.Payload == payload })
-	})
-	got = got[:slices.IndexFunc(got, func(r received) bool { return r.Payload == payload })]
-	return slices.DeleteFunc(got, func(r received) bool { return strings.HasPrefix(r.Payload, "barrier ") })
-}
-
-// eventually waits until cond holds, failing the test after 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestPublishDeliverAck(t *testing.T) {
 	b := startBroker(t, &recorder{})
-	sub := connect(t, b.addr, "sub", true)
-	sub.subscribe(t, "a/#", 2)
-	pub := connect(t, b.addr, "pub", true)
+	sub := mqtttest.Connect(t, b.addr, "sub", true)
+	sub.MustSubscribe(t, "a/#", 2)
+	pub := mqtttest.Connect(t, b.addr, "pub", true)
 	for qos := range byte(3) {
-		pub.publish(t, fmt.Sprintf("a/%d", qos), qos, false, fmt.Sprintf("m%d", qos))
+		pub.MustPublish(t, fmt.Sprintf("a/%d", qos), qos, false, fmt.Sprintf("m%d", qos))
 	}
-	eventually(t, "three messages", func() bool { return len(sub.received()) == 3 })
-	eventually(t, "two acks", func() bool { return len(find[*hook.AckedEvent](b.rec, nil)) == 2 })
+	mqtttest.Eventually(t, "three messages", func() bool { return len(sub.Received()) == 3 })
+	mqtttest.Eventually(t, "two acks", func() bool { return len(find[*hook.AckedEvent](b.rec, nil)) == 2 })
 
 	published := find[*hook.PublishEvent](b.rec, nil)
 	if len(published) != 3 {
@@ -300,24 +212,24 @@ func TestStoredSubscriptionsApplied(t *testing.T) {
 		return nil
 	}}
 	b := startBroker(t, rec)
-	dev := connect(t, b.addr, "dev1", true)
-	other := connect(t, b.addr, "dev2", true)
+	dev := mqtttest.Connect(t, b.addr, "dev1", true)
+	other := mqtttest.Connect(t, b.addr, "dev2", true)
 	// The hook runs after the CONNACK, which ends Connect.
-	eventually(t, "the stored subscription in the client's state", func() bool {
+	mqtttest.Eventually(t, "the stored subscription in the client's state", func() bool {
 		_, ok := clientOf(t, b, "dev1").State.Subscriptions.Get("cmd/dev1")
 		return ok
 	})
-	other.publish(t, "cmd/dev1", 1, false, "reboot")
-	eventually(t, "the command", func() bool { return len(dev.received()) == 1 })
-	if got := dev.received()[0]; got != (received{"cmd/dev1", "reboot", 1, false}) {
+	other.MustPublish(t, "cmd/dev1", 1, false, "reboot")
+	mqtttest.Eventually(t, "the command", func() bool { return len(dev.Received()) == 1 })
+	if got := dev.Received()[0]; got != (mqtttest.Received{Topic: "cmd/dev1", Payload: "reboot", QoS: 1}) {
 		t.Errorf("received %+v", got)
 	}
 	subscribed := find(rec, func(e *hook.SubscribedEvent) bool { return e.ClientID == "dev1" })
 	if len(subscribed) != 1 || subscribed[0].Topic != "cmd/dev1" {
 		t.Errorf("session.subscribed events %+v, want one for cmd/dev1", subscribed)
 	}
-	if len(other.received()) != 0 {
-		t.Errorf("dev2 received %v", other.received())
+	if len(other.Received()) != 0 {
+		t.Errorf("dev2 received %v", other.Received())
 	}
 }
 
@@ -335,15 +247,15 @@ func TestStoredMessagesDelivered(t *testing.T) {
 		return nil
 	}}
 	b := startBroker(t, rec)
-	other := connect(t, b.addr, "other", true)
-	other.subscribe(t, "x/#", 1)
-	sub := connect(t, b.addr, "sub", true)
-	sub.subscribe(t, "x/#", 1)
-	want := []received{{"x/1", "one", 1, false}, {"x/2", "two", 1, false}, {"x/1", "three", 0, false}, {"x/3", "four", 1, true}}
-	if got := b.barrier(t, sub, "x/barrier"); !slices.Equal(got, want) {
+	other := mqtttest.Connect(t, b.addr, "other", true)
+	other.MustSubscribe(t, "x/#", 1)
+	sub := mqtttest.Connect(t, b.addr, "sub", true)
+	sub.MustSubscribe(t, "x/#", 1)
+	want := []mqtttest.Received{{Topic: "x/1", Payload: "one", QoS: 1}, {Topic: "x/2", Payload: "two", QoS: 1}, {Topic: "x/1", Payload: "three"}, {Topic: "x/3", Payload: "four", QoS: 1, Retain: true}}
+	if got := sub.Barrier(t, "x/barrier"); !slices.Equal(got, want) {
 		t.Errorf("received\n%v\nwant\n%v", got, want)
 	}
-	eventually(t, "three acks", func() bool { return len(find[*hook.AckedEvent](rec, nil)) == 3 })
+	mqtttest.Eventually(t, "three acks", func() bool { return len(find[*hook.AckedEvent](rec, nil)) == 3 })
 	var acked []string
 	for _, e := range find[*hook.AckedEvent](rec, nil) {
 		acked = append(acked, e.ClientID+":"+e.Message.ID)
@@ -352,7 +264,7 @@ func TestStoredMessagesDelivered(t *testing.T) {
 	if want := []string{"sub:id1", "sub:id2", "sub:id4"}; !slices.Equal(acked, want) {
 		t.Errorf("acked %v, want %v", acked, want)
 	}
-	if got := b.barrier(t, other, "x/barrier"); len(got) != 0 {
+	if got := other.Barrier(t, "x/barrier"); len(got) != 0 {
 		t.Errorf("another subscriber received %v", got)
 	}
 }
@@ -368,10 +280,10 @@ func TestRetainedNotDuplicated(t *testing.T) {
 	if err := b.server.Publish("r/1", []byte("retained"), true, 1); err != nil {
 		t.Fatal(err)
 	}
-	sub := connect(t, b.addr, "sub", true)
-	sub.subscribe(t, "r/#", 1)
-	got := b.barrier(t, sub, "r/barrier")
-	want := []received{{"r/old", "from store", 1, true}, {"r/1", "retained", 1, true}}
+	sub := mqtttest.Connect(t, b.addr, "sub", true)
+	sub.MustSubscribe(t, "r/#", 1)
+	got := sub.Barrier(t, "r/barrier")
+	want := []mqtttest.Received{{Topic: "r/old", Payload: "from store", QoS: 1, Retain: true}, {Topic: "r/1", Payload: "retained", QoS: 1, Retain: true}}
 	if !slices.Equal(got, want) {
 		t.Errorf("received %v, want %v", got, want)
 	}
@@ -385,29 +297,29 @@ func TestPersistentSessionNoDuplicates(t *testing.T) {
 		return published
 	}}
 	b := startBroker(t, rec)
-	sub := connect(t, b.addr, "sub", false)
-	sub.subscribe(t, "p/#", 1)
+	sub := mqtttest.Connect(t, b.addr, "sub", false)
+	sub.MustSubscribe(t, "p/#", 1)
 	sub.Disconnect(100)
-	eventually(t, "the disconnect", func() bool { return len(find[*hook.DisconnectedEvent](rec, nil)) == 1 })
+	mqtttest.Eventually(t, "the disconnect", func() bool { return len(find[*hook.DisconnectedEvent](rec, nil)) == 1 })
 	offline := clientOf(t, b, "sub")
-	pub := connect(t, b.addr, "pub", true)
+	pub := mqtttest.Connect(t, b.addr, "pub", true)
 	for i := range 5 {
-		pub.publish(t, "p/t", 1, false, fmt.Sprint(i))
+		pub.MustPublish(t, "p/t", 1, false, fmt.Sprint(i))
 	}
 	// mochi acknowledges a publish before it queues it for subscribers.
-	eventually(t, "mochi to queue the messages", func() bool { return offline.State.Inflight.Len() == 5 })
+	mqtttest.Eventually(t, "mochi to queue the messages", func() bool { return offline.State.Inflight.Len() == 5 })
 
-	sub = connect(t, b.addr, "sub", false)
+	sub = mqtttest.Connect(t, b.addr, "sub", false)
 	acks := func() int { return len(find(rec, func(e *hook.AckedEvent) bool { return e.ClientID == "sub" })) }
-	eventually(t, "the resent messages to be acknowledged", func() bool { return acks() == 5 })
+	mqtttest.Eventually(t, "the resent messages to be acknowledged", func() bool { return acks() == 5 })
 	// Subscribing before the acknowledgements would make mochi refuse the SUBSCRIBE: it
 	// checks the client's packet ID against the IDs of its own deliveries in flight.
-	sub.subscribe(t, "p/#", 1)
+	sub.MustSubscribe(t, "p/#", 1)
 	if n := len(find(rec, func(e *hook.SubscribedEvent) bool { return e.ClientID == "sub" })); n != 2 {
 		t.Fatalf("%d session.subscribed events, want 2", n)
 	}
 	var payloads []string
-	for _, m := range b.barrier(t, sub, "p/barrier") {
+	for _, m := range sub.Barrier(t, "p/barrier") {
 		payloads = append(payloads, m.Payload)
 	}
 	slices.Sort(payloads) // mochi resends a session's messages in no particular order
@@ -461,12 +373,12 @@ func TestDuplicates(t *testing.T) {
 func TestUnsubscribeAndDisconnect(t *testing.T) {
 	rec := &recorder{}
 	b := startBroker(t, rec)
-	c := connect(t, b.addr, "c", true)
-	c.subscribe(t, "a", 0)
-	c.subscribe(t, "b", 0)
-	wait(t, c.Unsubscribe("a"))
+	c := mqtttest.Connect(t, b.addr, "c", true)
+	c.MustSubscribe(t, "a", 0)
+	c.MustSubscribe(t, "b", 0)
+	mqtttest.Wait(t, c.Unsubscribe("a"))
 	c.Disconnect(100)
-	eventually(t, "the disconnect", func() bool { return len(find[*hook.DisconnectedEvent](rec, nil)) == 1 })
+	mqtttest.Eventually(t, "the disconnect", func() bool { return len(find[*hook.DisconnectedEvent](rec, nil)) == 1 })
 	// Ending the clean session drops "b" in mochi, which is not the client unsubscribing.
 	unsub := find[*hook.UnsubscribedEvent](rec, nil)
 	if len(unsub) != 1 || unsub[0].Topic != "a" || unsub[0].ClientID != "c" {
@@ -487,17 +399,17 @@ func TestUnsubscribeAndDisconnect(t *testing.T) {
 func TestTakeoverIsNotADisconnect(t *testing.T) {
 	rec := &recorder{}
 	b := startBroker(t, rec)
-	first := connect(t, b.addr, "c", false)
-	second := connect(t, b.addr, "c", false)
-	eventually(t, "the first connection to end", func() bool { return !first.IsConnectionOpen() })
-	eventually(t, "two connected events", func() bool { return len(find[*hook.ConnectedEvent](rec, nil)) == 2 })
+	first := mqtttest.Connect(t, b.addr, "c", false)
+	second := mqtttest.Connect(t, b.addr, "c", false)
+	mqtttest.Eventually(t, "the first connection to end", func() bool { return !first.IsConnectionOpen() })
+	mqtttest.Eventually(t, "two connected events", func() bool { return len(find[*hook.ConnectedEvent](rec, nil)) == 2 })
 	// mochi counts a connection out after its OnDisconnect.
-	eventually(t, "one connection left", func() bool { return atomic.LoadInt64(&b.server.Info.ClientsConnected) == 1 })
+	mqtttest.Eventually(t, "one connection left", func() bool { return atomic.LoadInt64(&b.server.Info.ClientsConnected) == 1 })
 	if n := len(find[*hook.DisconnectedEvent](rec, nil)); n != 0 {
 		t.Fatalf("%d disconnected events while the client is connected", n)
 	}
 	second.Disconnect(100)
-	eventually(t, "the disconnect", func() bool { return len(find[*hook.DisconnectedEvent](rec, nil)) == 1 })
+	mqtttest.Eventually(t, "the disconnect", func() bool { return len(find[*hook.DisconnectedEvent](rec, nil)) == 1 })
 }
 
 func TestSubscribeUnsubscribe(t *testing.T) {
@@ -506,13 +418,13 @@ func TestSubscribeUnsubscribe(t *testing.T) {
 		return []*hook.Message{{ID: "s1", Topic: "ctl/x", QoS: 1, Payload: []byte("stored")}}
 	}}
 	b := startBroker(t, rec)
-	c := connect(t, b.addr, "c", true)
-	c.subscribe(t, "own", 0)
+	c := mqtttest.Connect(t, b.addr, "c", true)
+	c.MustSubscribe(t, "own", 0)
 	if err := b.hook.Subscribe("c", hook.Subscription{Topic: "ctl/x", QoS: 1}); err != nil {
 		t.Fatal(err)
 	}
-	want := []received{{"ctl/x", "stored", 1, false}}
-	if got := b.barrier(t, c, "ctl/x"); !slices.Equal(got, want) {
+	want := []mqtttest.Received{{Topic: "ctl/x", Payload: "stored", QoS: 1}}
+	if got := c.Barrier(t, "ctl/x"); !slices.Equal(got, want) {
 		t.Errorf("after Subscribe: received %v, want %v", got, want)
 	}
 	if err := b.hook.Unsubscribe("c", "ctl/x"); err != nil {
@@ -522,8 +434,8 @@ func TestSubscribeUnsubscribe(t *testing.T) {
 	if len(unsub) != 1 || unsub[0].ClientID != "c" || unsub[0].Topic != "ctl/x" {
 		t.Errorf("session.unsubscribed events %+v", unsub)
 	}
-	c.publish(t, "ctl/x", 0, false, "after unsubscribe")
-	if got := b.barrier(t, c, "own"); !slices.Equal(got, want) {
+	c.MustPublish(t, "ctl/x", 0, false, "after unsubscribe")
+	if got := c.Barrier(t, "own"); !slices.Equal(got, want) {
 		t.Errorf("received %v, want nothing after unsubscribing", got)
 	}
 	for _, err := range []error{
