@@ -47,7 +47,7 @@ func InfluxDB(t testing.TB) InfluxConfig {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := httpStatus(ctx, http.MethodGet, c.HTTPURL+"/ping", http.StatusNoContent); err != nil {
+	if err := httpStatus(ctx, http.MethodGet, c.HTTPURL+"/ping", "", http.StatusNoContent); err != nil {
 		Unavailable(t, "influxdb", err)
 	}
 	// Names come from Name: letters, digits and '_' only.
@@ -116,9 +116,9 @@ func (c InfluxConfig) Query(ctx context.Context, db, q string) ([]InfluxSeries, 
 	return body.Results[0].Series, nil
 }
 
-// httpStatus sends a body-less request and checks the response status.
-func httpStatus(ctx context.Context, method, url string, want int) error {
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+// httpStatus sends a request with body (none if empty) and checks the response status.
+func httpStatus(ctx context.Context, method, url, body string, want int) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
 		return err
 	}

@@ -49,25 +49,18 @@ func OpenTSDB(t testing.TB) OpenTSDBConfig {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := httpStatus(ctx, http.MethodGet, c.QueryURL+"/health", http.StatusOK); err != nil {
+	if err := httpStatus(ctx, http.MethodGet, c.QueryURL+"/health", "", http.StatusOK); err != nil {
 		Unavailable(t, "victoriametrics", err)
 	}
 	// An empty batch checks the put listener without writing anything.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.PutURL, strings.NewReader("[]"))
-	if err == nil {
-		var resp *http.Response
-		if resp, err = http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}
-	if err != nil {
+	if err := httpStatus(ctx, http.MethodPost, c.PutURL, "[]", http.StatusNoContent); err != nil {
 		Unavailable(t, "victoriametrics", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		match := url.QueryEscape(`{__name__=~"` + strings.ReplaceAll(c.MetricPrefix, ".", `\\.`) + `.*"}`)
-		if err := httpStatus(ctx, http.MethodPost, c.QueryURL+"/api/v1/admin/tsdb/delete_series?match[]="+match, http.StatusNoContent); err != nil {
+		if err := httpStatus(ctx, http.MethodPost, c.QueryURL+"/api/v1/admin/tsdb/delete_series?match[]="+match, "", http.StatusNoContent); err != nil {
 			t.Errorf("testenv: delete series %s*: %v", c.MetricPrefix, err)
 		}
 	})
@@ -85,7 +78,7 @@ type OpenTSDBSeries struct {
 // Export returns the series of metric stored so far. It first flushes the server's ingestion
 // buffers, so points put before the call are included.
 func (c OpenTSDBConfig) Export(ctx context.Context, metric string) ([]OpenTSDBSeries, error) {
-	if err := httpStatus(ctx, http.MethodGet, c.QueryURL+"/internal/force_flush", http.StatusOK); err != nil {
+	if err := httpStatus(ctx, http.MethodGet, c.QueryURL+"/internal/force_flush", "", http.StatusOK); err != nil {
 		return nil, fmt.Errorf("opentsdb export %s: %w", metric, err)
 	}
 	selector, _ := json.Marshal(metric) // a JSON string is a valid MetricsQL string literal
