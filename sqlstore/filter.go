@@ -114,8 +114,6 @@ func quoteRegexp(b *strings.Builder, s string) {
 
 // realFilter strips a shared-subscription prefix: $share/g/a/+ fetches what a/+ matches.
 func realFilter(f string) string {
-	if _, real, shared := topic.ParseShared(f); shared {
-		return real
-	}
-	return f
+	_, real, _ := topic.ParseShared(f) // f itself when not shared
+	return real
 }

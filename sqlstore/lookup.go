@@ -221,7 +221,7 @@ func (l *retainLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, e
 	if !ok || ev == nil {
 		return hook.Result{}, fmt.Errorf("sqlstore: rule %q: on_retain_lookup cannot answer %T: %w", l.rule, e, hook.ErrInvalidEvent)
 	}
-	msgs, err := l.s.Retained(ctx, realFilter(ev.Topic))
+	msgs, err := l.s.Retained(ctx, ev.Topic)
 	if err != nil {
 		return hook.Result{}, fmt.Errorf("sqlstore: rule %q: %w", l.rule, err)
 	}
@@ -229,8 +229,8 @@ func (l *retainLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, e
 }
 
 // Retained returns the retained messages (mqtt_retain) whose topic filter matches (without
-// its shared-subscription prefix), in topic order: an index lookup for a filter without wildcards, an index range on the literal
-// levels before the first wildcard otherwise.
+// its shared-subscription prefix), in topic order: an index lookup for a filter without
+// wildcards, an index range on the literal levels before the first wildcard otherwise.
 func (s *Store) Retained(ctx context.Context, filter string) ([]*hook.Message, error) {
 	filter = realFilter(filter)
 	if err := topic.ValidateFilter(filter); err != nil {
@@ -291,7 +291,7 @@ func (l *fetchLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, er
 	if !ok || ev == nil {
 		return hook.Result{}, fmt.Errorf("sqlstore: rule %q: on_message_fetch cannot answer %T: %w", l.rule, e, hook.ErrInvalidEvent)
 	}
-	msgs, err := l.s.Fetch(ctx, ev.ClientID, realFilter(ev.Topic), l.opts)
+	msgs, err := l.s.Fetch(ctx, ev.ClientID, ev.Topic, l.opts)
 	if err != nil {
 		return hook.Result{}, fmt.Errorf("sqlstore: rule %q: %w", l.rule, err)
 	}
@@ -299,9 +299,9 @@ func (l *fetchLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, er
 }
 
 // Fetch returns the stored messages (mqtt_msg) on topics the filter matches (without its
-// shared-subscription prefix) that the client
-// has not acknowledged: newer (by id) than its position for their topic in mqtt_acked, oldest
-// first, at most opts.MaxReturnedCount of them, none older than opts.TimeRange, none expired.
+// shared-subscription prefix) that the client has not acknowledged: newer (by id) than its
+// position for their topic in mqtt_acked, oldest first, at most opts.MaxReturnedCount of them,
+// none older than opts.TimeRange, none expired.
 //
 // The query walks the (topic, id) index: one range for a filter without wildcards, a range on
 // the literal levels before the first wildcard otherwise (narrowed by a pattern, so that the
