@@ -416,3 +416,37 @@ func TestPruneCutoff(t *testing.T) {
 		}
 	}
 }
+
+// TestActionsRefuseNilEvents: an action called directly with a nil event pointer (the
+// dispatcher refuses them before) returns an error rather than panicking.
+func TestActionsRefuseNilEvents(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, single)
+	catch := func(name string, f func() error) {
+		t.Helper()
+		defer func() {
+			if r := recover(); r != nil {
+				t.Errorf("%s panicked: %v", name, r)
+			}
+		}()
+		if err := f(); err == nil {
+			t.Errorf("%s accepted a nil event", name)
+		}
+	}
+	cmds, err := s.Prepare(&hook.Rule{Name: "cmds", Point: hook.MessagePublish, Action: hook.RuleAction{Commands: []string{"SET k ${payload}"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	catch("custom commands", func() error { return cmds.(hook.WriteAction).Write((*hook.PublishEvent)(nil)) })
+	for _, p := range []hook.Point{hook.SessionCreated, hook.ClientConnected} {
+		sub := mustLookup(t, s, p, hook.OnSubscribeLookup, noTopic)
+		var e hook.Event = (*hook.SessionCreatedEvent)(nil)
+		if p == hook.ClientConnected {
+			e = (*hook.ConnectedEvent)(nil)
+		}
+		catch("on_subscribe_lookup at "+p.String(), func() error {
+			_, err := sub.Lookup(context.Background(), e)
+			return err
+		})
+	}
+}

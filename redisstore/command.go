@@ -51,20 +51,24 @@ func (c *command) args(prefix string, v *template.Values) []any {
 }
 
 func (a *commandAction) Write(e hook.Event) error {
-	if e == nil {
-		return fmt.Errorf("redisstore: rule %q: nil event", a.rule)
+	key, ok := orderKey(e)
+	if !ok {
+		return fmt.Errorf("redisstore: rule %q: nil event or message (%T)", a.rule, e)
 	}
-	return a.s.enqueue(op{kind: opCommands, key: orderKey(e), cmds: a, ev: e})
+	return a.s.enqueue(op{kind: opCommands, key: key, cmds: a, ev: e})
 }
 
 // orderKey is the ordering key of a custom command's event: the topic of a published message
 // (so that its commands stay in order with the built-in message writes), the client ID of
-// every other event.
-func orderKey(e hook.Event) string {
-	if p, ok := e.(*hook.PublishEvent); ok && p.Message != nil {
-		return p.Message.Topic
+// every other event. It is false for a nil event and a publish event without its message.
+func orderKey(e hook.Event) (string, bool) {
+	if p, ok := e.(*hook.PublishEvent); ok {
+		if p == nil || p.Message == nil {
+			return "", false
+		}
+		return p.Message.Topic, true
 	}
-	return hook.TemplateValues(e).ClientID
+	return hook.TemplateValues(e).ClientID, e != nil
 }
 
 // refusedCommands cannot run in a write pipeline: they change the connection's state, block

@@ -26,8 +26,14 @@ func (l *subLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, erro
 	var client string
 	switch ev := e.(type) {
 	case *hook.SessionCreatedEvent:
+		if ev == nil {
+			return hook.Result{}, fmt.Errorf("redisstore: rule %q: nil event %T", l.rule, e)
+		}
 		client = ev.ClientID
 	case *hook.ConnectedEvent:
+		if ev == nil {
+			return hook.Result{}, fmt.Errorf("redisstore: rule %q: nil event %T", l.rule, e)
+		}
 		client = ev.ClientID
 	default:
 		return hook.Result{}, fmt.Errorf("redisstore: rule %q: unexpected event %T", l.rule, e)
