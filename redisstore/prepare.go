@@ -88,13 +88,13 @@ func (a *writeAction) Write(e hook.Event) error {
 		if !ok || ev == nil {
 			return a.badEvent(e)
 		}
-		return a.s.enqueue(op{kind: opConnected, key: ev.ClientID, client: ev.ClientID, node: ev.Node, at: ev.ConnectedAt})
+		return a.s.enqueue(op{kind: opConnected, key: ev.ClientID, node: ev.Node, at: ev.ConnectedAt})
 	case hook.OnClientDisconnected:
 		ev, ok := e.(*hook.DisconnectedEvent)
 		if !ok || ev == nil {
 			return a.badEvent(e)
 		}
-		return a.s.enqueue(op{kind: opDisconnected, key: ev.ClientID, client: ev.ClientID, node: ev.Node, at: ev.DisconnectedAt})
+		return a.s.enqueue(op{kind: opDisconnected, key: ev.ClientID, node: ev.Node, at: ev.DisconnectedAt})
 	case hook.OnMessageAckedForQueue, hook.OnMessageAckedForPubsub, hook.OnMessageAckedForKeepLatest:
 		ev, ok := e.(*hook.AckedEvent)
 		if !ok || ev == nil || ev.Message == nil {
@@ -107,7 +107,7 @@ func (a *writeAction) Write(e hook.Event) error {
 			// Keyed by topic: in order with the writes of the message it removes.
 			return a.s.enqueue(op{kind: opQueueAck, key: ev.Message.Topic, msg: ev.Message})
 		}
-		return a.s.enqueue(op{kind: opPosition, key: ev.ClientID, client: ev.ClientID, msg: ev.Message})
+		return a.s.enqueue(op{kind: opPosition, key: ev.ClientID, msg: ev.Message})
 	}
 	ev, ok := e.(*hook.PublishEvent)
 	if !ok || ev == nil || ev.Message == nil {

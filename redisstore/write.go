@@ -28,15 +28,14 @@ const (
 
 // op is one queued write.
 type op struct {
-	kind   opKind
-	key    string // the writer's ordering key: the client ID, or the topic of message writes
-	client string
-	node   string
-	at     time.Time
-	msg    *hook.Message
-	ttl    time.Duration
-	cmds   *commandAction // opCommands
-	ev     hook.Event     // opCommands
+	kind opKind
+	key  string // the writer's ordering key: the topic of message writes, else the client ID (client writes take their client from it)
+	node string
+	at   time.Time
+	msg  *hook.Message
+	ttl  time.Duration
+	cmds *commandAction // opCommands
+	ev   hook.Event     // opCommands
 }
 
 // Write stages. A batch is written as three stages, each complete before the next starts, so
@@ -92,14 +91,14 @@ func (s *Store) flush(ctx context.Context, batch []op) error {
 		switch o.kind {
 		case opConnected:
 			sec := unixSeconds(o.at)
-			st.int(ctx, 0, "hset", s.k.client(o.client), "state", "1", "online_at", sec, "offline_at", "undefined", "node", o.node)
+			st.int(ctx, 0, "hset", s.k.client(o.key), "state", "1", "online_at", sec, "offline_at", "undefined", "node", o.node)
 			if o.node != "" {
-				st.int(ctx, 0, "hset", s.k.node(o.node), o.client, sec)
+				st.int(ctx, 0, "hset", s.k.node(o.node), o.key, sec)
 			}
 		case opDisconnected:
-			st.int(ctx, 0, "hset", s.k.client(o.client), "state", "0", "offline_at", unixSeconds(o.at))
+			st.int(ctx, 0, "hset", s.k.client(o.key), "state", "0", "offline_at", unixSeconds(o.at))
 			if o.node != "" {
-				st.int(ctx, 0, "hdel", s.k.node(o.node), o.client)
+				st.int(ctx, 0, "hdel", s.k.node(o.node), o.key)
 			}
 		case opStore:
 			m := o.msg
@@ -144,7 +143,7 @@ func (s *Store) flush(ctx context.Context, batch []op) error {
 			st.int(ctx, 0, "zrem", s.k.topic(o.msg.Topic), o.msg.ID)
 			st.int(ctx, 1, "del", s.k.msg(o.msg.ID))
 		case opPosition:
-			st.add(0, redis.NewStatusCmd(ctx, "set", s.k.acked(o.client, o.msg.Topic), o.msg.ID))
+			st.add(0, redis.NewStatusCmd(ctx, "set", s.k.acked(o.key, o.msg.Topic), o.msg.ID))
 		case opLatest:
 			m := o.msg
 			args := []any{"evalsha", scriptLatest.Hash(), 1, s.k.latest(m.Topic), ttlMillis(o.ttl)}
