@@ -33,12 +33,7 @@ func (s *suite) testCustomActions(t *testing.T) {
 	}
 	recorder := func(e *env, p hook.Point, vars []string) hook.WriteAction {
 		e.t.Helper()
-		r := e.rule(p, c.Record(vars))
-		w, ok := e.prepare(r).(hook.WriteAction)
-		if !ok {
-			e.t.Fatalf("Prepare(%s) of a custom action did not return a hook.WriteAction", r.Name)
-		}
-		return w
+		return e.prepareWriter(e.rule(p, c.Record(vars)))
 	}
 
 	t.Run("PublishPlaceholders", func(t *testing.T) {

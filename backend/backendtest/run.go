@@ -193,7 +193,12 @@ func (e *env) prepare(r *hook.Rule) hook.Action {
 // writer prepares the write function fn at point p.
 func (e *env) writer(p hook.Point, fn string, mods ...func(*hook.Rule)) hook.WriteAction {
 	e.t.Helper()
-	r := e.rule(p, hook.RuleAction{Function: fn}, mods...)
+	return e.prepareWriter(e.rule(p, hook.RuleAction{Function: fn}, mods...))
+}
+
+// prepareWriter prepares r, whose action must be a hook.WriteAction.
+func (e *env) prepareWriter(r *hook.Rule) hook.WriteAction {
+	e.t.Helper()
 	w, ok := e.prepare(r).(hook.WriteAction)
 	if !ok {
 		e.t.Fatalf("Prepare(%s) did not return a hook.WriteAction", r.Name)
