@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strconv"
-	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -146,7 +145,6 @@ func (s *Store) ControlStats() ControlStats {
 type listener struct {
 	ps                                               *redis.PubSub
 	done                                             chan struct{}
-	once                                             sync.Once
 	subscribed, received, applied, malformed, failed atomic.Uint64
 }
 
@@ -206,11 +204,10 @@ func callControl(ctx context.Context, handle func(context.Context, Control) erro
 	return handle(ctx, c)
 }
 
+// close stops the listener; Store.Close calls it once.
 func (l *listener) close() {
-	l.once.Do(func() {
-		l.ps.Close()
-		<-l.done
-	})
+	l.ps.Close()
+	<-l.done
 }
 
 func clipText(s string) string {
