@@ -71,6 +71,24 @@ func TestMemStoreSQLFeatures(t *testing.T) {
 	backendtest.Run(t, memHarness("", sqlFunctions, false))
 }
 
+// fetchOnlyEnv, set in a subprocess, makes TestFetchWithoutStoreFunction run the suite.
+const fetchOnlyEnv = "BACKENDTEST_FETCH_ONLY"
+
+// A harness that lists a fetch function but no function to store messages with is refused:
+// otherwise every message subtest would have nothing to fetch and be skipped unnoticed.
+func TestFetchWithoutStoreFunction(t *testing.T) {
+	if os.Getenv(fetchOnlyEnv) != "" {
+		backendtest.Run(t, memHarness("", []string{hook.OnMessageFetch, hook.OnMessageAcked}, false))
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestFetchWithoutStoreFunction$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fetchOnlyEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if want := "lists on_message_fetch but neither on_message_publish nor on_message_store"; err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("Run with Functions [on_message_fetch on_message_acked]: err = %v, want a failure saying %q; output:\n%s", err, want, out)
+	}
+}
+
 // TestSuiteCatchesBugs runs the suite against each buggy memStore in a subprocess and checks
 // that the subtests of the broken behaviour fail, while a control subtest passes.
 func TestSuiteCatchesBugs(t *testing.T) {

@@ -47,7 +47,9 @@ type Features struct {
 	// Listing a function commits the store to the optional interfaces the suite reads it
 	// through: on_client_connected and on_client_disconnected require
 	// backend.ClientStateReader; on_subscribe_lookup (or on_subscription_lookup) requires
-	// backend.SubscriptionStore.
+	// backend.SubscriptionStore. A store that lists on_message_fetch or a _for_queue or
+	// _for_pubsub function must list on_message_publish or on_message_store, which the
+	// suite stores its messages with.
 	Functions []string
 
 	// ExpiredTime: a publish rule's ExpiredTime makes stored messages disappear once it has

@@ -62,9 +62,6 @@ func (s *suite) testOfflineMessages(t *testing.T) {
 			if !s.h.Features.Serial {
 				t.Parallel() // the families' ExpiredTime subtests wait at the same time
 			}
-			if s.storeFunction() == "" {
-				t.Skipf("the store lists %s but neither on_message_publish nor on_message_store", f.fetch)
-			}
 			s.testFamily(t, f)
 		})
 	}

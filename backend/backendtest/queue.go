@@ -10,9 +10,6 @@ import (
 // removed for everyone once acked.
 func (s *suite) testQueue(t *testing.T) {
 	s.require(t, hook.OnMessageFetchForQueue, hook.OnMessageAckedForQueue)
-	if s.storeFunction() == "" {
-		t.Skip("the store lists the _for_queue functions but neither on_message_publish nor on_message_store")
-	}
 	open := func(t *testing.T) *famEnv {
 		return s.openFamily(t, family{hook.OnMessageFetchForQueue, hook.OnMessageAckedForQueue})
 	}

@@ -66,6 +66,10 @@ func Run(t *testing.T, h Harness) {
 		}
 		s.fns[f] = true
 	}
+	if fn := s.anyFetch(); fn != "" && s.storeFunction() == "" {
+		// Its subtests would have nothing to fetch: fail rather than skip them all unnoticed.
+		t.Fatalf("backendtest: Features.Functions lists %s but neither on_message_publish nor on_message_store, which the suite stores its messages with", fn)
+	}
 	t.Run("Prepare", s.testPrepare)
 	t.Run("ClientState", s.testClientState)
 	t.Run("Subscriptions", s.testSubscriptions)
