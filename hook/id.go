@@ -10,10 +10,12 @@ import (
 // IDLen is the length in bytes of the IDs an IDGenerator makes.
 const IDLen = 24
 
+// IDTimeLen is the length of the time part that starts every ID an IDGenerator makes.
+const IDTimeLen = 13 // 65 bits: the whole uint64 of nanoseconds
+
 const (
-	idTimeLen     = 13                            // 65 bits: the whole uint64 of nanoseconds
 	idNodeLen     = 8                             // 40 bits of the node name's hash
-	idInstanceLen = IDLen - idTimeLen - idNodeLen // 15 random bits per generator
+	idInstanceLen = IDLen - IDTimeLen - idNodeLen // 15 random bits per generator
 	idDigits      = "0123456789abcdefghijklmnopqrstuv"
 )
 
@@ -75,11 +77,34 @@ func (g *IDGenerator) Next() string {
 		next := max(t, last+1)
 		if g.last.CompareAndSwap(last, next) {
 			var b [IDLen]byte
-			encodeBase32(b[:idTimeLen], next)
-			copy(b[idTimeLen:], g.suffix[:])
+			encodeBase32(b[:IDTimeLen], next)
+			copy(b[IDTimeLen:], g.suffix[:])
 			return string(b[:])
 		}
 	}
+}
+
+// IDTimePrefix returns the time part (IDTimeLen characters) of the IDs an IDGenerator makes
+// at t: the IDs made earlier by a clock in step sort below it. A time before the Unix epoch
+// gives that of the epoch.
+func IDTimePrefix(t time.Time) string {
+	var b [IDTimeLen]byte
+	encodeBase32(b[:], uint64(max(t.UnixNano(), 0)))
+	return string(b[:])
+}
+
+// IsGeneratedID reports whether id has the form of the IDs an IDGenerator makes: IDLen
+// characters of base32hex in lower case. Only such IDs tell their time (IDTimePrefix).
+func IsGeneratedID(id string) bool {
+	if len(id) != IDLen {
+		return false
+	}
+	for i := range len(id) {
+		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'v') {
+			return false
+		}
+	}
+	return true
 }
 
 // encodeBase32 writes the low 5*len(dst) bits of v into dst, big-endian, in idDigits.

@@ -6,13 +6,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // decodeIDTime returns the time part of an ID.
 func decodeIDTime(t *testing.T, id string) uint64 {
 	t.Helper()
 	var v uint64
-	for _, c := range []byte(id[:idTimeLen]) {
+	for _, c := range []byte(id[:IDTimeLen]) {
 		d := strings.IndexByte(idDigits, c)
 		if d < 0 {
 			t.Fatalf("ID %q: %q is not a base32hex digit", id, c)
@@ -49,7 +50,7 @@ func TestIDFormat(t *testing.T) {
 	if got := decodeIDTime(t, id); got != 1_700_000_000_123_456_789 {
 		t.Errorf("time part of %q = %d", id, got)
 	}
-	node := func(id string) string { return id[idTimeLen : idTimeLen+idNodeLen] }
+	node := func(id string) string { return id[IDTimeLen : IDTimeLen+idNodeLen] }
 	same := NewIDGenerator("emqx@10.0.0.1").Next()
 	other := NewIDGenerator("emqx@10.0.0.2").Next()
 	if node(same) != node(id) || node(other) == node(id) {
@@ -77,7 +78,7 @@ func TestIDClockStepsBack(t *testing.T) {
 // The string order of IDs is the numeric order of their times, across every digit boundary.
 func TestIDStringOrderIsTimeOrder(t *testing.T) {
 	enc := func(v uint64) string {
-		var b [idTimeLen]byte
+		var b [IDTimeLen]byte
 		encodeBase32(b[:], v)
 		return string(b[:])
 	}
@@ -152,4 +153,27 @@ func BenchmarkIDGeneratorNextParallel(b *testing.B) {
 			_ = g.Next()
 		}
 	})
+}
+
+func TestIDTimePrefix(t *testing.T) {
+	g := NewIDGenerator("n")
+	g.now = fakeClock(1_700_000_000_123_456_789)
+	id := g.Next()
+	if p := IDTimePrefix(time.Unix(0, 1_700_000_000_123_456_789)); p != id[:IDTimeLen] {
+		t.Errorf("IDTimePrefix of the ID's time = %q, want %q", p, id[:IDTimeLen])
+	}
+	if p := IDTimePrefix(time.Unix(0, 1_700_000_000_123_456_788)); p >= id {
+		t.Errorf("IDTimePrefix a nanosecond earlier = %q, not below %q", p, id)
+	}
+	if p := IDTimePrefix(time.Unix(-5, 0)); p != strings.Repeat("0", IDTimeLen) {
+		t.Errorf("IDTimePrefix before the epoch = %q, want zeros", p)
+	}
+	if !IsGeneratedID(id) {
+		t.Errorf("IsGeneratedID(%q) = false", id)
+	}
+	for _, bad := range []string{"", id[1:], id + "0", strings.ToUpper(id), id[:IDLen-1] + "w", id[:IDLen-1] + "-"} {
+		if IsGeneratedID(bad) {
+			t.Errorf("IsGeneratedID(%q) = true", bad)
+		}
+	}
 }

@@ -402,12 +402,12 @@ func TestPruneCutoff(t *testing.T) {
 	g := hook.NewIDGenerator("t")
 	before := g.Next()
 	cut := s.pruneCutoff(before)
-	if len(cut) != idTimeLen || cut >= before[:idTimeLen] {
+	if len(cut) != hook.IDTimeLen || cut >= before[:hook.IDTimeLen] {
 		t.Errorf("cutoff %q for a fresh ID %q: want a time prefix before it", cut, before)
 	}
 	s.maxTTL.Store(0)
 	s.pruneSlack = -time.Second // a cutoff in the future: every ID made now is below it
-	if cut := s.pruneCutoff(before); cut <= before[:idTimeLen] {
+	if cut := s.pruneCutoff(before); cut <= before[:hook.IDTimeLen] {
 		t.Errorf("cutoff %q one second ahead is not after %q", cut, before)
 	}
 	for _, id := range []string{"", "x", "0123456789abcdefghijklmw", strings.Repeat("A", hook.IDLen)} {

@@ -329,37 +329,12 @@ func (s *Store) loadScripts(ctx context.Context) error {
 // pruneSlack (for clock differences between nodes). It returns "" unless id is such an ID:
 // IDs of another form say nothing about their age.
 func (s *Store) pruneCutoff(id string) string {
-	if !isGeneratedID(id) {
+	if !hook.IsGeneratedID(id) {
 		return ""
 	}
-	t := time.Now().Add(-time.Duration(s.maxTTL.Load()) - s.pruneSlack).UnixNano()
-	if t <= 0 {
+	t := time.Now().Add(-time.Duration(s.maxTTL.Load()) - s.pruneSlack)
+	if t.UnixNano() <= 0 {
 		return ""
 	}
-	var b [idTimeLen]byte
-	v := uint64(t)
-	for i := len(b) - 1; i >= 0; i-- {
-		b[i] = idDigits[v&31]
-		v >>= 5
-	}
-	return string(b[:])
-}
-
-// The form of hook.IDGenerator's IDs: hook.IDLen characters of base32hex in lower case, the
-// first idTimeLen of them the nanoseconds since the Unix epoch.
-const (
-	idTimeLen = 13
-	idDigits  = "0123456789abcdefghijklmnopqrstuv"
-)
-
-func isGeneratedID(id string) bool {
-	if len(id) != hook.IDLen {
-		return false
-	}
-	for i := range len(id) {
-		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'v') {
-			return false
-		}
-	}
-	return true
+	return hook.IDTimePrefix(t)
 }
