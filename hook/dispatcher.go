@@ -154,16 +154,14 @@ func (d *Dispatcher) Register(name string, b Backend, rules ...Rule) error {
 		}
 		e := &entry{seq: len(d.entries) + i, backend: name, rule: r}
 		var ok bool
+		want := "WriteAction"
 		if r.IsLookup() {
 			e.lookup, ok = act.(LookupAction)
+			want = "LookupAction"
 		} else {
 			e.write, ok = act.(WriteAction)
 		}
 		if !ok {
-			want := "WriteAction"
-			if r.IsLookup() {
-				want = "LookupAction"
-			}
 			return fmt.Errorf("hook: register %q: %w", name,
 				&RuleError{Rule: r.Name, Field: "action", Err: fmt.Errorf("%w: Prepare returned %T, want a %s", ErrActionType, act, want)})
 		}
@@ -171,7 +169,7 @@ func (d *Dispatcher) Register(name string, b Backend, rules ...Rule) error {
 			d.log.Warn("hook: rule has a topic filter but its events have no topic; it never matches",
 				"backend", name, "rule", r.Name, "point", r.Point, "topic", r.Topic)
 		}
-		d.log.Debug("hook: rule registered", "backend", name, "rule", r.Name, "point", r.Point, "topic", r.Topic, "lookup", r.IsLookup())
+		d.log.Debug("hook: rule registered", "backend", name, "rule", r.Name, "point", r.Point, "topic", r.Topic, "lookup", e.lookup != nil)
 		added = append(added, e)
 	}
 	d.backends = append(d.backends, namedBackend{name, b})
