@@ -8,7 +8,7 @@ influxdb_dir() { echo "$MQTTSTORE_SERVICES_DIR/influxdb"; }
 influxdb_packages() { echo influxdb curl; }
 
 influxdb_up() {
-  apt_install influxdb curl
+  apt_install $(influxdb_packages)
   local dir; dir=$(influxdb_dir)
   pid_alive "$dir/influxd.pid" && return 0
   mkdir -p "$dir"

@@ -7,7 +7,7 @@ mariadb_dir() { echo "$MQTTSTORE_SERVICES_DIR/mariadb"; }
 mariadb_packages() { echo mariadb-server mariadb-client; }
 
 mariadb_up() {
-  apt_install mariadb-server mariadb-client
+  apt_install $(mariadb_packages)
   local dir cnf
   dir=$(mariadb_dir) cnf=$(mariadb_dir)/my.cnf
   pid_alive "$dir/mariadb.pid" && return 0

@@ -5,7 +5,7 @@ mosquitto_dir() { echo "$MQTTSTORE_SERVICES_DIR/mosquitto"; }
 mosquitto_packages() { echo mosquitto mosquitto-clients; }
 
 mosquitto_up() {
-  apt_install mosquitto mosquitto-clients
+  apt_install $(mosquitto_packages)
   local dir; dir=$(mosquitto_dir)
   pid_alive "$dir/mosquitto.pid" && return 0
   mkdir -p "$dir"

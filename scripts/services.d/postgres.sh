@@ -12,7 +12,7 @@ postgres_url() { echo "postgres://mqttstore:public@127.0.0.1:5432/mqttstore?sslm
 postgres_packages() { echo postgresql; }
 
 postgres_up() {
-  apt_install postgresql
+  apt_install $(postgres_packages)
   local dir bin data logf
   dir=$(postgres_dir) bin=$(postgres_bin) data=$(postgres_dir)/data
   logf=$MQTTSTORE_SERVICES_DIR/log/postgres.log

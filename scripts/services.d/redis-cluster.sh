@@ -6,7 +6,7 @@ redis_cluster_ports() { echo 7000 7001 7002; }
 redis_cluster_packages() { redis_packages; }
 
 redis_cluster_up() {
-  apt_install redis-server redis-tools
+  apt_install $(redis_packages)
   local p nodes=()
   for p in $(redis_cluster_ports); do
     redis_instance "redis-cluster/$p" "$p" --cluster-enabled yes --cluster-config-file nodes.conf \

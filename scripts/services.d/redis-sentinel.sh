@@ -6,7 +6,7 @@ redis_sentinel_dir() { echo "$MQTTSTORE_SERVICES_DIR/redis-sentinel"; }
 redis_sentinel_packages() { redis_packages; }
 
 redis_sentinel_up() {
-  apt_install redis-server redis-tools
+  apt_install $(redis_packages)
   local dir; dir=$(redis_sentinel_dir)
   # Full resyncs start at once rather than after the default 5s wait for more replicas.
   redis_instance redis-sentinel/master 6380 --repl-diskless-sync-delay 0

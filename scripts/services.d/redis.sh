@@ -23,7 +23,7 @@ redis_roundtrip() {
 }
 
 redis_up() {
-  apt_install redis-server redis-tools
+  apt_install $(redis_packages)
   redis_instance redis 6379
 }
 

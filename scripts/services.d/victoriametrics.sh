@@ -9,7 +9,7 @@ victoriametrics_dir() { echo "$MQTTSTORE_SERVICES_DIR/victoriametrics"; }
 victoriametrics_packages() { echo victoria-metrics curl; }
 
 victoriametrics_up() {
-  apt_install victoria-metrics curl
+  apt_install $(victoriametrics_packages)
   local dir; dir=$(victoriametrics_dir)
   pid_alive "$dir/victoria-metrics.pid" && return 0
   mkdir -p "$dir"
