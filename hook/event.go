@@ -41,9 +41,10 @@ type Message struct {
 type Event interface {
 	// Point is the hook point the event belongs to.
 	Point() Point
-	// ruleTopic is what rule topic filters match against: the message topic, or the filter of
-	// a (un)subscription; "" for client and session events, which only rules without a topic
-	// filter match.
+	// ruleTopic is the event's topic as given: the message topic, or the filter of a
+	// (un)subscription, shared prefix included (Dispatch matches rules against the real
+	// filter); "" for client and session events. Being unexported, it keeps Event to the
+	// types of this package.
 	ruleTopic() string
 }
 
