@@ -12,7 +12,7 @@ wait_ready() {
     if [ -f "$started" ]; then
       local pf
       while read -r pf; do
-        if [ -s "$pf" ] && ! kill -0 "$(cat "$pf")" 2>/dev/null; then
+        if [ -s "$pf" ] && ! pid_alive "$pf"; then
           log "$name: process of $pf died while starting"
           tail -n 30 "$MQTTSTORE_SERVICES_DIR/log/$name.log" >&2 2>/dev/null || true
           return 1
@@ -45,8 +45,25 @@ apt_install() {
     --no-install-recommends "${missing[@]}" >>"$apt_log" 2>&1 || { tail -n 20 "$apt_log" >&2; return 1; }
 }
 
-# pid_alive FILE: the pid in FILE is a running process.
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# proc_started_at PID: when PID started, in seconds since the epoch.
+proc_started_at() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  set -- ${stat##*) } # the fields after "(comm)": state is $1, starttime (field 22) is ${20}
+  echo $(($(awk '/^btime/ {print $2}' /proc/stat) + ${20} / $(getconf CLK_TCK)))
+}
+
+# pid_alive FILE: the pid in FILE is a running process, and the one that wrote FILE. After a
+# kill -9 the pid can be reused (pid_max is 32768 here); a process that started after FILE
+# was written is not ours, and must be neither waited for nor stopped.
+pid_alive() {
+  [ -s "$1" ] || return 1
+  local pid started
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  started=$(proc_started_at "$pid") || return 1
+  [ "$started" -le $(($(stat -c %Y "$1") + 2)) ]
+}
 
 # stop_pid FILE: stop the process whose pid is in FILE.
 stop_pid() {
