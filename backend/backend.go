@@ -8,22 +8,9 @@ package backend
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/mqttstore/mqttstore/hook"
-)
-
-// Sentinel errors callers branch on with errors.Is.
-var (
-	// ErrDropped: a write was not queued (queue full under OverflowDrop, or the writer closed).
-	ErrDropped = errors.New("write dropped")
-	// ErrClosed: the store or writer is closed.
-	ErrClosed = errors.New("closed")
-	// ErrUnsupported: the store does not support a rule's function, point or action kind.
-	ErrUnsupported = errors.New("unsupported")
-	// ErrNotFound: a lookup by key found nothing (e.g. ClientState of an unknown client).
-	ErrNotFound = errors.New("not found")
 )
 
 // Stats is a snapshot of a store's write counters. Counters only grow; Queued and Inflight are
@@ -53,7 +40,7 @@ type ClientState struct {
 }
 
 // ClientStateReader is implemented by stores that can tell a client's recorded state.
-// It returns an error wrapping ErrNotFound for an unknown client.
+// It returns an error wrapping hook.ErrNotFound for an unknown client.
 type ClientStateReader interface {
 	ClientState(ctx context.Context, clientID string) (ClientState, error)
 }

@@ -13,7 +13,7 @@ const (
 	// OverflowBlock (the default) makes Enqueue wait for room: nothing is lost, and a database
 	// slower than the message rate slows the broker down (MQTT flow control does the rest).
 	OverflowBlock OverflowPolicy = iota
-	// OverflowDrop makes Enqueue return an error wrapping ErrDropped at once; every drop is
+	// OverflowDrop makes Enqueue return an error wrapping hook.ErrDropped at once; every drop is
 	// counted (Stats.Dropped["queue_full"]) and logged.
 	OverflowDrop
 )

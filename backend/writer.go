@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mqttstore/mqttstore/hook"
 )
 
 // Drop reasons, the keys of Stats.Dropped.
@@ -119,8 +121,8 @@ func NewWriter[T any](cfg WriterConfig[T]) *Writer[T] {
 		log:       opts.Logger.With("store", cfg.Store),
 		seed:      maphash.MakeSeed(),
 		abort:     make(chan struct{}),
-		errFull:   fmt.Errorf("%s: write queue full (%d): %w", cfg.Store, opts.QueueSize, ErrDropped),
-		errClosed: fmt.Errorf("%s: writer %w: %w", cfg.Store, ErrClosed, ErrDropped),
+		errFull:   fmt.Errorf("%s: write queue full (%d): %w", cfg.Store, opts.QueueSize, hook.ErrDropped),
+		errClosed: fmt.Errorf("%s: writer %w: %w", cfg.Store, hook.ErrClosed, hook.ErrDropped),
 	}
 	w.base, w.cancel = context.WithCancel(context.Background())
 	w.shards = make([]*shard[T], cfg.Shards)
@@ -179,7 +181,7 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 		case <-room:
 		case <-ctx.Done():
 			w.drop(0, DropQueueFull)
-			return fmt.Errorf("%s: waiting for room in the write queue: %w: %w", w.cfg.Store, ErrDropped, ctx.Err())
+			return fmt.Errorf("%s: waiting for room in the write queue: %w: %w", w.cfg.Store, hook.ErrDropped, ctx.Err())
 		}
 		s.mu.Lock()
 	}
@@ -444,14 +446,14 @@ func (w *Writer[T]) Stats() Stats {
 	return st
 }
 
-// Close stops accepting items (Enqueue then fails with ErrClosed) and writes out what is
+// Close stops accepting items (Enqueue then fails with hook.ErrClosed) and writes out what is
 // queued, retrying as usual, until done or until ctx is done. In that case it gives up: queued
 // items are counted as failed, flushes in progress have their context canceled, and the
 // error, wrapping ctx.Err(), says how many items were not written. A second Close returns an
 // error wrapping ErrClosed.
 func (w *Writer[T]) Close(ctx context.Context) error {
 	if !w.closing.CompareAndSwap(false, true) {
-		return fmt.Errorf("%s: close: %w", w.cfg.Store, ErrClosed)
+		return fmt.Errorf("%s: close: %w", w.cfg.Store, hook.ErrClosed)
 	}
 	for _, s := range w.shards {
 		s.mu.Lock()

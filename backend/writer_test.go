@@ -377,7 +377,7 @@ func TestWriterOverflowDrop(t *testing.T) {
 	waitFor(t, "the first item in flight", func() bool { return w.Stats().Inflight == 1 })
 	enqueueAll(t, w, seqItems("c", 10)...)
 	for range 3 {
-		if err := w.Enqueue(item{"c", 99}); !errors.Is(err, backend.ErrDropped) || errors.Is(err, backend.ErrClosed) {
+		if err := w.Enqueue(item{"c", 99}); !errors.Is(err, hook.ErrDropped) || errors.Is(err, hook.ErrClosed) {
 			t.Fatalf("Enqueue on a full queue = %v, want ErrDropped", err)
 		}
 	}
@@ -406,7 +406,7 @@ func TestWriterOverflowBlock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	err := w.EnqueueContext(ctx, item{"c", 99})
-	if !errors.Is(err, backend.ErrDropped) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, hook.ErrDropped) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("EnqueueContext on a full queue = %v, want ErrDropped and DeadlineExceeded", err)
 	}
 
@@ -450,7 +450,7 @@ func TestWriterCloseReleasesBlockedEnqueue(t *testing.T) {
 	go func() { closed <- w.Close(context.Background()) }()
 	select {
 	case err := <-done:
-		if !errors.Is(err, backend.ErrClosed) || !errors.Is(err, backend.ErrDropped) {
+		if !errors.Is(err, hook.ErrClosed) || !errors.Is(err, hook.ErrDropped) {
 			t.Fatalf("Enqueue blocked across Close = %v, want ErrClosed and ErrDropped", err)
 		}
 	case <-time.After(10 * time.Second):
@@ -477,10 +477,10 @@ func TestWriterCloseDrains(t *testing.T) {
 		t.Fatalf("Close wrote %d of 1000", len(written))
 	}
 	err := w.Enqueue(item{"c", 1000})
-	if !errors.Is(err, backend.ErrClosed) || !errors.Is(err, backend.ErrDropped) {
+	if !errors.Is(err, hook.ErrClosed) || !errors.Is(err, hook.ErrDropped) {
 		t.Errorf("Enqueue after Close = %v, want ErrClosed and ErrDropped", err)
 	}
-	if err := w.Close(context.Background()); !errors.Is(err, backend.ErrClosed) {
+	if err := w.Close(context.Background()); !errors.Is(err, hook.ErrClosed) {
 		t.Errorf("second Close = %v, want ErrClosed", err)
 	}
 	checkStats(t, w.Stats(), backend.Stats{Matched: 1001, Success: 1000, Dropped: map[string]uint64{backend.DropClosed: 1}})
@@ -695,7 +695,7 @@ func TestWriterStress(t *testing.T) {
 				switch {
 				case err == nil:
 					accepted.Add(1)
-				case errors.Is(err, backend.ErrDropped):
+				case errors.Is(err, hook.ErrDropped):
 					dropped.Add(1)
 				default:
 					t.Error(err)

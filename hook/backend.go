@@ -26,7 +26,7 @@ type Backend interface {
 type Action interface{}
 
 // WriteAction records an event. Write must not wait on I/O: stores enqueue and return, and
-// report queue overflow as an error wrapping backend.ErrDropped (or block, as their options say).
+// report queue overflow as an error wrapping hook.ErrDropped (or block, as their options say).
 // Write may be called concurrently, and may keep e after it returns (see Message).
 type WriteAction interface {
 	Write(e Event) error

@@ -18,13 +18,6 @@ import (
 // DefaultLookupTimeout bounds a lookup when DispatcherOptions.LookupTimeout is zero.
 const DefaultLookupTimeout = 5 * time.Second
 
-var (
-	// ErrClosed is returned by a Dispatcher after Close.
-	ErrClosed = errors.New("hook: dispatcher closed")
-	// ErrInvalidEvent is returned by Dispatch for a nil event or a message event without a Message.
-	ErrInvalidEvent = errors.New("hook: invalid event")
-)
-
 // DispatcherOptions configure a Dispatcher. The zero value is ready to use.
 type DispatcherOptions struct {
 	// Logger receives registration details (debug) and rules that can never match (warn).

@@ -10,7 +10,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
 	"github.com/mqttstore/mqttstore/topic"
 )
@@ -289,11 +288,11 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 		{Mode: Cluster},
 		{Mode: Mode(9), Addrs: []string{"x"}},
 	} {
-		if _, err := Open(context.Background(), cfg); !errors.Is(err, ErrConfig) {
-			t.Errorf("Open(%+v) error %v; want ErrConfig", cfg, err)
+		if _, err := Open(context.Background(), cfg); !errors.Is(err, hook.ErrConfig) {
+			t.Errorf("Open(%+v) error %v; want hook.ErrConfig", cfg, err)
 		}
 	}
-	if _, err := ParseMode("galaxy"); !errors.Is(err, ErrConfig) {
+	if _, err := ParseMode("galaxy"); !errors.Is(err, hook.ErrConfig) {
 		t.Errorf("ParseMode(galaxy): %v", err)
 	}
 	for _, m := range []Mode{Single, Sentinel, Cluster} {
@@ -319,7 +318,7 @@ func TestOpenClientKeepsClient(t *testing.T) {
 		t.Errorf("the caller's client was closed: %v", err)
 	}
 	pub := mustWriter(t, s, hook.MessagePublish, hook.OnMessagePublish)
-	if err := pub.Write(&hook.PublishEvent{Message: &hook.Message{ID: "x", Topic: "a", QoS: 1}}); !errors.Is(err, backend.ErrClosed) {
+	if err := pub.Write(&hook.PublishEvent{Message: &hook.Message{ID: "x", Topic: "a", QoS: 1}}); !errors.Is(err, hook.ErrClosed) {
 		t.Errorf("Write after Close: %v; want ErrClosed", err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
 	"github.com/mqttstore/mqttstore/template"
 )
@@ -96,7 +95,7 @@ func (s *Store) prepareCommands(r *hook.Rule) (hook.Action, error) {
 		}
 		name := strings.ToLower(t.Name())
 		if slices.Contains(refusedCommands, name) {
-			return nil, fail(fmt.Errorf("%w: %s cannot run in a write pipeline (it blocks or changes the connection)", backend.ErrUnsupported, t.Name()))
+			return nil, fail(fmt.Errorf("%w: %s cannot run in a write pipeline (it blocks or changes the connection)", hook.ErrUnsupported, t.Name()))
 		}
 		c := command{t: t}
 		if s.k.prefix != "" {
@@ -113,7 +112,7 @@ func (s *Store) prepareCommands(r *hook.Rule) (hook.Action, error) {
 // command table (first key, last key, step), for the Prefix.
 func (s *Store) keyPositions(name string) (func(n int) []int, error) {
 	if slices.Contains(keysUnknown, name) {
-		return nil, fmt.Errorf("%w: %s under a key prefix: which arguments are keys depends on its subcommand", backend.ErrUnsupported, name)
+		return nil, fmt.Errorf("%w: %s under a key prefix: which arguments are keys depends on its subcommand", hook.ErrUnsupported, name)
 	}
 	s.cmdMu.Lock()
 	table := s.cmdTable
@@ -130,10 +129,10 @@ func (s *Store) keyPositions(name string) (func(n int) []int, error) {
 	}
 	info, ok := table[name]
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown command %q (not in the server's command table)", backend.ErrUnsupported, name)
+		return nil, fmt.Errorf("%w: unknown command %q (not in the server's command table)", hook.ErrUnsupported, name)
 	}
 	if slices.Contains(info.Flags, "movablekeys") {
-		return nil, fmt.Errorf("%w: %s under a key prefix: its keys are found from other arguments", backend.ErrUnsupported, name)
+		return nil, fmt.Errorf("%w: %s under a key prefix: its keys are found from other arguments", hook.ErrUnsupported, name)
 	}
 	first, last, step := int(info.FirstKeyPos), int(info.LastKeyPos), int(info.StepCount)
 	if first <= 0 {

@@ -32,7 +32,7 @@
 // # Functions
 //
 // Functions lists them; others (on_message_fetch, on_message_acked, on_acked_delete) are
-// refused with backend.ErrUnsupported. With expired_time, what a function stores gets a TTL
+// refused with hook.ErrUnsupported. With expired_time, what a function stores gets a TTL
 // (PEXPIRE); without, it gets none (PERSIST, so a message stored again without expiry loses an
 // earlier one).
 //

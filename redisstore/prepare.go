@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
 )
 
@@ -22,7 +21,7 @@ var Functions = []string{
 // Prepare checks r and returns its action: a hook.LookupAction for on_subscribe_lookup,
 // on_retain_lookup and the fetch functions, a hook.WriteAction for the other functions and
 // for custom commands. The error, a *hook.RuleError naming the rule and the field, wraps
-// backend.ErrUnsupported for a function the store does not implement (on_message_fetch,
+// hook.ErrUnsupported for a function the store does not implement (on_message_fetch,
 // on_message_acked and on_acked_delete: Redis has the _for_queue, _for_pubsub and
 // _keep_latest functions instead) and for SQL or CQL statements, and the template's error for
 // a command that does not compile.
@@ -39,9 +38,9 @@ func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
 	case a.Commands != nil:
 		return s.prepareCommands(r)
 	case a.SQL != nil:
-		return nil, fail("action.sql", fmt.Errorf("%w: SQL statements in the Redis store (use \"commands\")", backend.ErrUnsupported))
+		return nil, fail("action.sql", fmt.Errorf("%w: SQL statements in the Redis store (use \"commands\")", hook.ErrUnsupported))
 	case a.CQL != nil:
-		return nil, fail("action.cql", fmt.Errorf("%w: CQL statements in the Redis store (use \"commands\")", backend.ErrUnsupported))
+		return nil, fail("action.cql", fmt.Errorf("%w: CQL statements in the Redis store (use \"commands\")", hook.ErrUnsupported))
 	}
 	fn := a.Function
 	switch fn {
@@ -70,7 +69,7 @@ func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
 		hook.OnMessageAckedForQueue, hook.OnMessageAckedForPubsub, hook.OnMessageAckedForKeepLatest:
 		return &writeAction{s: s, rule: r.Name, fn: fn, ttl: r.ExpiredTime}, nil
 	}
-	return nil, fail("action.function", fmt.Errorf("%w: %s in the Redis store (it implements %v)", backend.ErrUnsupported, fn, Functions))
+	return nil, fail("action.function", fmt.Errorf("%w: %s in the Redis store (it implements %v)", hook.ErrUnsupported, fn, Functions))
 }
 
 // writeAction is a built-in function that records: Write turns the event into a queued op.

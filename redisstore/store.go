@@ -42,14 +42,11 @@ func ParseMode(s string) (Mode, error) {
 			return Mode(m), nil
 		}
 	}
-	return 0, fmt.Errorf("redisstore: %w: unknown type %q (want single, sentinel or cluster)", ErrConfig, s)
+	return 0, fmt.Errorf("redisstore: %w: unknown type %q (want single, sentinel or cluster)", hook.ErrConfig, s)
 }
 
 // DefaultChannel is the SUB/UNSUB control channel of the spec (backend.redis.<pool>.channel).
 const DefaultChannel = "mqtt_channel"
-
-// ErrConfig: the Config cannot be used.
-var ErrConfig = errors.New("invalid config")
 
 // Config configures a Store. Every zero field means its default.
 type Config struct {
@@ -132,14 +129,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		case Single:
 			cfg.Addrs = []string{"127.0.0.1:6379"}
 		default:
-			return nil, fmt.Errorf("redisstore: open %v: %w: no addresses", cfg.Mode, ErrConfig)
+			return nil, fmt.Errorf("redisstore: open %v: %w: no addresses", cfg.Mode, hook.ErrConfig)
 		}
 	}
 	var client redis.UniversalClient
 	switch cfg.Mode {
 	case Single:
 		if len(cfg.Addrs) != 1 {
-			return nil, fmt.Errorf("redisstore: open single: %w: %d addresses (want one; several are a cluster's seed nodes)", ErrConfig, len(cfg.Addrs))
+			return nil, fmt.Errorf("redisstore: open single: %w: %d addresses (want one; several are a cluster's seed nodes)", hook.ErrConfig, len(cfg.Addrs))
 		}
 		client = redis.NewClient(&redis.Options{
 			Addr: cfg.Addrs[0], Username: cfg.Username, Password: cfg.Password, DB: cfg.DB,
@@ -147,7 +144,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		})
 	case Sentinel:
 		if cfg.MasterName == "" {
-			return nil, fmt.Errorf("redisstore: open sentinel: %w: no MasterName", ErrConfig)
+			return nil, fmt.Errorf("redisstore: open sentinel: %w: no MasterName", hook.ErrConfig)
 		}
 		client = redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: cfg.MasterName, SentinelAddrs: cfg.Addrs, SentinelPassword: cfg.SentinelPassword,
@@ -156,14 +153,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		})
 	case Cluster:
 		if cfg.DB != 0 {
-			return nil, fmt.Errorf("redisstore: open cluster: %w: DB %d (a cluster has only database 0)", ErrConfig, cfg.DB)
+			return nil, fmt.Errorf("redisstore: open cluster: %w: DB %d (a cluster has only database 0)", hook.ErrConfig, cfg.DB)
 		}
 		client = redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: cfg.Addrs, Username: cfg.Username, Password: cfg.Password,
 			PoolSize: opts.PoolSize, DialTimeout: opts.ConnectTimeout, TLSConfig: opts.TLS,
 		})
 	default:
-		return nil, fmt.Errorf("redisstore: open: %w: unknown mode %v", ErrConfig, cfg.Mode)
+		return nil, fmt.Errorf("redisstore: open: %w: unknown mode %v", hook.ErrConfig, cfg.Mode)
 	}
 	s, err := start(ctx, client, cfg)
 	if err != nil {
@@ -179,7 +176,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // a *redis.ClusterClient is used as a cluster.
 func OpenClient(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store, error) {
 	if client == nil {
-		return nil, fmt.Errorf("redisstore: open: %w: nil client", ErrConfig)
+		return nil, fmt.Errorf("redisstore: open: %w: nil client", hook.ErrConfig)
 	}
 	return start(ctx, client, cfg)
 }
@@ -283,7 +280,7 @@ func (s *Store) queryContext(ctx context.Context) (context.Context, context.Canc
 }
 
 // ClientState reads mqtt:client:${clientid}. An unknown client gives an error wrapping
-// backend.ErrNotFound.
+// hook.ErrNotFound.
 func (s *Store) ClientState(ctx context.Context, clientID string) (backend.ClientState, error) {
 	ctx, cancel := s.queryContext(ctx)
 	defer cancel()
@@ -292,7 +289,7 @@ func (s *Store) ClientState(ctx context.Context, clientID string) (backend.Clien
 		return backend.ClientState{}, fmt.Errorf("redisstore: client state of %q: %w", clientID, err)
 	}
 	if len(h) == 0 {
-		return backend.ClientState{}, fmt.Errorf("redisstore: client state of %q: %w", clientID, backend.ErrNotFound)
+		return backend.ClientState{}, fmt.Errorf("redisstore: client state of %q: %w", clientID, hook.ErrNotFound)
 	}
 	st := backend.ClientState{ClientID: clientID, Online: h["state"] == "1", Node: h["node"]}
 	st.OnlineAt = parseTime(h["online_at"])
@@ -368,10 +365,10 @@ func ConfigFromPool(p *backend.Pool) (Config, error) {
 	cfg.Password = p.String("password", "")
 	cfg.Channel = p.String("channel", "")
 	if cfg.DB, err = p.Int("database", 0); err != nil {
-		return cfg, fmt.Errorf("redisstore: %w: %w", ErrConfig, err)
+		return cfg, fmt.Errorf("redisstore: %w: %w", hook.ErrConfig, err)
 	}
 	if cfg.Options.PoolSize, err = p.Int("pool_size", 0); err != nil {
-		return cfg, fmt.Errorf("redisstore: %w: %w", ErrConfig, err)
+		return cfg, fmt.Errorf("redisstore: %w: %w", hook.ErrConfig, err)
 	}
 	return cfg, nil
 }

@@ -22,7 +22,7 @@
 //	on_acked_delete          delete the client's mqtt_acked rows under the unsubscribed filter
 //
 // Other functions (the Redis _for_queue, _for_pubsub and _keep_latest families), Redis
-// commands and CQL are refused with an error wrapping backend.ErrUnsupported. In an "sql"
+// commands and CQL are refused with an error wrapping hook.ErrUnsupported. In an "sql"
 // action every ${var} is a bound parameter (? or $n, package template): a placeholder inside
 // a quoted literal, or an unknown one, is refused by Prepare with the rule's name and the
 // position. A rule's statements run in order, in the transaction of their batch.

@@ -170,7 +170,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, clientID, filter string)
 }
 
 // ClientState returns what on_client_connected and on_client_disconnected recorded for the
-// client (mqtt_client); an error wrapping backend.ErrNotFound if nothing.
+// client (mqtt_client); an error wrapping hook.ErrNotFound if nothing.
 func (s *Store) ClientState(ctx context.Context, clientID string) (backend.ClientState, error) {
 	ctx, cancel := s.queryContext(ctx)
 	defer cancel()
@@ -196,7 +196,7 @@ func (s *Store) ClientState(ctx context.Context, clientID string) (backend.Clien
 		return st, fmt.Errorf("sqlstore: client state of %q: %w", clientID, err)
 	}
 	if !found {
-		return st, fmt.Errorf("sqlstore: client state of %q: %w", clientID, backend.ErrNotFound)
+		return st, fmt.Errorf("sqlstore: client state of %q: %w", clientID, hook.ErrNotFound)
 	}
 	return st, nil
 }

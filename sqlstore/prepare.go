@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
 	"github.com/mqttstore/mqttstore/template"
 )
@@ -21,7 +20,7 @@ var Functions = []string{
 // Prepare checks r and returns its action: a hook.WriteAction for the functions that record
 // (and for custom SQL statements), a hook.LookupAction for on_subscribe_lookup,
 // on_retain_lookup and on_message_fetch. The error, a *hook.RuleError naming the rule, wraps
-// backend.ErrUnsupported for a function the store does not implement (the Redis-only
+// hook.ErrUnsupported for a function the store does not implement (the Redis-only
 // _for_queue, _for_pubsub and _keep_latest ones) or for Redis commands and CQL, and the
 // template's error for a statement whose placeholders cannot be bound.
 func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
@@ -42,9 +41,9 @@ func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
 		}
 		return c, nil
 	case a.Commands != nil:
-		return nil, fail("action.commands", fmt.Errorf("%w: Redis commands in a %v store (use \"sql\")", backend.ErrUnsupported, s.cfg.Dialect))
+		return nil, fail("action.commands", fmt.Errorf("%w: Redis commands in a %v store (use \"sql\")", hook.ErrUnsupported, s.cfg.Dialect))
 	case a.CQL != nil:
-		return nil, fail("action.cql", fmt.Errorf("%w: CQL statements in a %v store (use \"sql\")", backend.ErrUnsupported, s.cfg.Dialect))
+		return nil, fail("action.cql", fmt.Errorf("%w: CQL statements in a %v store (use \"sql\")", hook.ErrUnsupported, s.cfg.Dialect))
 	}
 	switch a.Function {
 	case hook.OnSubscribeLookup, hook.OnSubscriptionLookup:
@@ -60,7 +59,7 @@ func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
 		hook.OnMessageAcked, hook.OnAckedDelete:
 		return &writeAction{s: s, rule: r.Name, fn: a.Function}, nil
 	}
-	return nil, fail("action.function", fmt.Errorf("%w: %s in a %v store (it implements %v)", backend.ErrUnsupported, a.Function, s.cfg.Dialect, Functions))
+	return nil, fail("action.function", fmt.Errorf("%w: %s in a %v store (it implements %v)", hook.ErrUnsupported, a.Function, s.cfg.Dialect, Functions))
 }
 
 // writeAction is a built-in function that records: Write turns the event into a queued op.

@@ -59,8 +59,6 @@ var (
 	// a payload is not valid UTF-8 or holds a NUL byte, so it cannot be stored there. Write
 	// returns it at once; Config.MigratePayload converts the column to bytea.
 	ErrPayloadNotText = errors.New("payload is not text and the payload column is text")
-	// ErrConfig: the Config cannot be used.
-	ErrConfig = errors.New("invalid config")
 )
 
 // Config configures a Store. The zero value is a SQLite store without a DSN, which Open
@@ -130,7 +128,7 @@ type Store struct {
 // cfg.EnsureSchema. Close releases the connections.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.DSN == "" {
-		return nil, fmt.Errorf("sqlstore: open %v: %w: empty DSN", cfg.Dialect, ErrConfig)
+		return nil, fmt.Errorf("sqlstore: open %v: %w: empty DSN", cfg.Dialect, hook.ErrConfig)
 	}
 	opts := cfg.Options.WithDefaults()
 	s := &Store{cfg: cfg, opts: opts, own: true}
@@ -143,7 +141,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	case SQLite:
 		s.db, err = openSQLite(cfg.DSN, opts)
 	default:
-		err = fmt.Errorf("%w: unknown dialect %v", ErrConfig, cfg.Dialect)
+		err = fmt.Errorf("%w: unknown dialect %v", hook.ErrConfig, cfg.Dialect)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open %v: %w", cfg.Dialect, err)
@@ -159,7 +157,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // it. cfg.Dialect and cfg.DSN are ignored.
 func OpenPool(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Store, error) {
 	if pool == nil {
-		return nil, fmt.Errorf("sqlstore: open postgres: %w: nil pool", ErrConfig)
+		return nil, fmt.Errorf("sqlstore: open postgres: %w: nil pool", hook.ErrConfig)
 	}
 	if err := checkBoundParams(pool.Config().ConnConfig); err != nil {
 		return nil, err
@@ -177,10 +175,10 @@ func OpenPool(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Store, erro
 // timeout, as Open sets up.
 func OpenDB(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if db == nil {
-		return nil, fmt.Errorf("sqlstore: open %v: %w: nil db", cfg.Dialect, ErrConfig)
+		return nil, fmt.Errorf("sqlstore: open %v: %w: nil db", cfg.Dialect, hook.ErrConfig)
 	}
 	if cfg.Dialect != MySQL && cfg.Dialect != SQLite {
-		return nil, fmt.Errorf("sqlstore: open %v: %w: OpenDB is for MySQL and SQLite (PostgreSQL: OpenPool)", cfg.Dialect, ErrConfig)
+		return nil, fmt.Errorf("sqlstore: open %v: %w: OpenDB is for MySQL and SQLite (PostgreSQL: OpenPool)", cfg.Dialect, hook.ErrConfig)
 	}
 	s := &Store{cfg: cfg, opts: cfg.Options.WithDefaults(), db: db}
 	if err := s.start(ctx); err != nil {
@@ -193,7 +191,7 @@ func OpenDB(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 // statement text as literals: every value must reach the server as a bound parameter.
 func checkBoundParams(cc *pgx.ConnConfig) error {
 	if cc.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol {
-		return fmt.Errorf("sqlstore: open postgres: %w: default_query_exec_mode=simple_protocol would splice values into statement text; use the default mode", ErrConfig)
+		return fmt.Errorf("sqlstore: open postgres: %w: default_query_exec_mode=simple_protocol would splice values into statement text; use the default mode", hook.ErrConfig)
 	}
 	return nil
 }
@@ -201,7 +199,7 @@ func checkBoundParams(cc *pgx.ConnConfig) error {
 func openPostgres(ctx context.Context, dsn string, opts backend.Options) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", hook.ErrConfig, err)
 	}
 	if err := checkBoundParams(pc.ConnConfig); err != nil {
 		return nil, err
@@ -220,7 +218,7 @@ func openPostgres(ctx context.Context, dsn string, opts backend.Options) (*pgxpo
 func openMySQL(dsn string, opts backend.Options) (*sql.DB, error) {
 	mc, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", hook.ErrConfig, err)
 	}
 	if mc.Timeout == 0 {
 		mc.Timeout = opts.ConnectTimeout
@@ -234,7 +232,7 @@ func openMySQL(dsn string, opts backend.Options) (*sql.DB, error) {
 	mc.MultiStatements = false
 	conn, err := mysql.NewConnector(mc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", hook.ErrConfig, err)
 	}
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(opts.PoolSize)
@@ -269,7 +267,7 @@ func openSQLite(dsn string, opts backend.Options) (*sql.DB, error) {
 	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", hook.ErrConfig, err)
 	}
 	if memory {
 		db.SetMaxOpenConns(1) // each connection would have a database of its own
@@ -346,7 +344,7 @@ func (s *Store) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return fmt.Errorf("sqlstore: close: %w", backend.ErrClosed)
+		return fmt.Errorf("sqlstore: close: %w", hook.ErrClosed)
 	}
 	s.closed = true
 	stop, done := s.purgeStop, s.purgeDone

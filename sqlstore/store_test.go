@@ -223,11 +223,11 @@ func TestOpenExisting(t *testing.T) {
 	if err := db.PingContext(ctx); err != nil {
 		t.Errorf("the db was closed with the store: %v", err)
 	}
-	if _, err := OpenDB(ctx, db, Config{Dialect: Postgres}); !errors.Is(err, ErrConfig) {
-		t.Errorf("OpenDB for PostgreSQL: %v, want ErrConfig", err)
+	if _, err := OpenDB(ctx, db, Config{Dialect: Postgres}); !errors.Is(err, hook.ErrConfig) {
+		t.Errorf("OpenDB for PostgreSQL: %v, want hook.ErrConfig", err)
 	}
-	if _, err := Open(ctx, Config{}); !errors.Is(err, ErrConfig) {
-		t.Errorf("Open without a DSN: %v, want ErrConfig", err)
+	if _, err := Open(ctx, Config{}); !errors.Is(err, hook.ErrConfig) {
+		t.Errorf("Open without a DSN: %v, want hook.ErrConfig", err)
 	}
 }
 
@@ -236,16 +236,16 @@ func TestOpenExisting(t *testing.T) {
 func TestSimpleProtocolRefused(t *testing.T) {
 	ctx := t.Context()
 	dsn := dsnFor(t, Postgres) + "&default_query_exec_mode=simple_protocol"
-	if _, err := Open(ctx, Config{Dialect: Postgres, DSN: dsn}); !errors.Is(err, ErrConfig) {
-		t.Errorf("Open with the simple protocol: %v, want ErrConfig", err)
+	if _, err := Open(ctx, Config{Dialect: Postgres, DSN: dsn}); !errors.Is(err, hook.ErrConfig) {
+		t.Errorf("Open with the simple protocol: %v, want hook.ErrConfig", err)
 	}
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if _, err := OpenPool(ctx, pool, Config{}); !errors.Is(err, ErrConfig) {
-		t.Errorf("OpenPool with the simple protocol: %v, want ErrConfig", err)
+	if _, err := OpenPool(ctx, pool, Config{}); !errors.Is(err, hook.ErrConfig) {
+		t.Errorf("OpenPool with the simple protocol: %v, want hook.ErrConfig", err)
 	}
 }
 

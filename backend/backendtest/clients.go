@@ -112,8 +112,8 @@ func (s *suite) testClientState(t *testing.T) {
 		connect(e, conn, "known", "node1@127.0.0.1")
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		defer cancel()
-		if st, err := r.ClientState(ctx, "unknown"); !errors.Is(err, backend.ErrNotFound) {
-			t.Errorf("ClientState(%q) of a client never seen = %+v, %v; want an error wrapping backend.ErrNotFound", "unknown", st, err)
+		if st, err := r.ClientState(ctx, "unknown"); !errors.Is(err, hook.ErrNotFound) {
+			t.Errorf("ClientState(%q) of a client never seen = %+v, %v; want an error wrapping hook.ErrNotFound", "unknown", st, err)
 		}
 	})
 }

@@ -36,7 +36,7 @@ type Harness struct {
 // Features declares a store's capabilities. A store states what it does not support here,
 // never by skipping subtests itself: each subtest that needs something undeclared is skipped
 // with a message naming the missing feature, and Prepare must refuse the functions that are
-// not listed (with an error wrapping backend.ErrUnsupported).
+// not listed (with an error wrapping hook.ErrUnsupported).
 type Features struct {
 	// Functions lists the built-in functions the store implements (the hook.On... names),
 	// e.g. the SQL stores: on_client_connected, on_client_disconnected, on_subscribe_lookup,

@@ -106,7 +106,7 @@ func (s *memStore) enqueue(op func(*memNamespace)) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return fmt.Errorf("memstore: write: %w", backend.ErrClosed)
+		return fmt.Errorf("memstore: write: %w", hook.ErrClosed)
 	}
 	if s.bug == "drops-when-busy" && len(s.pending) >= batchSize/2 {
 		s.mu.Unlock()
@@ -156,7 +156,7 @@ func (s *memStore) ClientState(ctx context.Context, clientID string) (backend.Cl
 	defer s.ns.mu.Unlock()
 	st, ok := s.ns.clients[clientID]
 	if !ok {
-		return st, fmt.Errorf("memstore: client state of %q: %w", clientID, backend.ErrNotFound)
+		return st, fmt.Errorf("memstore: client state of %q: %w", clientID, hook.ErrNotFound)
 	}
 	return st, nil
 }
@@ -192,7 +192,7 @@ func (s *memStore) Prepare(r *hook.Rule) (hook.Action, error) {
 	case len(a.Commands) > 0 && s.cmd:
 		return s.prepareCommands(r)
 	case len(a.Commands) > 0 || len(a.SQL) > 0 || len(a.CQL) > 0:
-		return nil, fmt.Errorf("memstore: rule %s: statements of this kind: %w", r.Name, backend.ErrUnsupported)
+		return nil, fmt.Errorf("memstore: rule %s: statements of this kind: %w", r.Name, hook.ErrUnsupported)
 	case a.Function == "":
 		return nil, fmt.Errorf("memstore: rule %s: no action", r.Name)
 	}
@@ -201,7 +201,7 @@ func (s *memStore) Prepare(r *hook.Rule) (hook.Action, error) {
 		return writeFunc(func(hook.Event) error { return nil }), nil
 	}
 	if !ok || !s.fns[a.Function] {
-		return nil, fmt.Errorf("memstore: rule %s: function %q: %w", r.Name, a.Function, backend.ErrUnsupported)
+		return nil, fmt.Errorf("memstore: rule %s: function %q: %w", r.Name, a.Function, hook.ErrUnsupported)
 	}
 	if !info.AllowedAt(r.Point) {
 		return nil, fmt.Errorf("memstore: rule %s: %s does not apply at %s", r.Name, a.Function, r.Point)
@@ -347,7 +347,7 @@ func (s *memStore) Prepare(r *hook.Rule) (hook.Action, error) {
 			return out
 		}), nil
 	}
-	return nil, fmt.Errorf("memstore: rule %s: function %q: %w", r.Name, a.Function, backend.ErrUnsupported)
+	return nil, fmt.Errorf("memstore: rule %s: function %q: %w", r.Name, a.Function, hook.ErrUnsupported)
 }
 
 func (s *memStore) store(ns *memNamespace, m *hook.Message, ttl time.Duration) {

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
 )
 
@@ -361,9 +360,9 @@ func (s *suite) testFamily(t *testing.T, f family) {
 		x.publish(x.store, second...)
 		x.close()
 		if err := x.store.Write(&hook.PublishEvent{Message: x.msg("drain/late", 1, "late")}); err == nil {
-			t.Error("Write after Close returned nil; want an error wrapping backend.ErrClosed or backend.ErrDropped")
-		} else if !errors.Is(err, backend.ErrClosed) && !errors.Is(err, backend.ErrDropped) {
-			t.Errorf("Write after Close: %v; want an error wrapping backend.ErrClosed or backend.ErrDropped", err)
+			t.Error("Write after Close returned nil; want an error wrapping hook.ErrClosed or hook.ErrDropped")
+		} else if !errors.Is(err, hook.ErrClosed) && !errors.Is(err, hook.ErrDropped) {
+			t.Errorf("Write after Close: %v; want an error wrapping hook.ErrClosed or hook.ErrDropped", err)
 		}
 
 		y := s.adopt(t, s.h.Reopen(t, x.b), "Harness.Reopen")

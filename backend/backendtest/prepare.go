@@ -47,7 +47,7 @@ func (s *suite) testPrepare(t *testing.T) {
 			case err == nil:
 				t.Errorf("Prepare(%s) accepted %s, which Features.Functions does not list", r.Name, fn)
 			case !isUnsupported(err) && !errors.Is(err, hook.ErrUnknownFunction):
-				t.Errorf("Prepare(%s) error %q wraps neither backend.ErrUnsupported nor hook.ErrUnknownFunction", r.Name, err)
+				t.Errorf("Prepare(%s) error %q wraps neither hook.ErrUnsupported nor hook.ErrUnknownFunction", r.Name, err)
 			case !strings.Contains(err.Error(), r.Name):
 				t.Errorf("Prepare(%s) error %q does not name the rule", r.Name, err)
 			}
@@ -95,7 +95,7 @@ func (s *suite) testPrepare(t *testing.T) {
 			case err == nil:
 				t.Errorf("Prepare(%s) accepted an action of kind %s; Harness.Custom says the store runs %q", r.Name, kind, own)
 			case kind != "empty" && !isUnsupported(err):
-				t.Errorf("Prepare(%s) error %q (action kind %s) does not wrap backend.ErrUnsupported", r.Name, err, kind)
+				t.Errorf("Prepare(%s) error %q (action kind %s) does not wrap hook.ErrUnsupported", r.Name, err, kind)
 			case !strings.Contains(err.Error(), r.Name):
 				t.Errorf("Prepare(%s) error %q does not name the rule", r.Name, err)
 			}

@@ -440,4 +440,4 @@ func formatPayload(p []byte) string {
 }
 
 // isUnsupported reports whether err says the store does not support what was asked.
-func isUnsupported(err error) bool { return errors.Is(err, backend.ErrUnsupported) }
+func isUnsupported(err error) bool { return errors.Is(err, hook.ErrUnsupported) }
