@@ -39,7 +39,7 @@ backend.pgsql.hook.message.publish.2    = {"topic": "#", "action": {"function": 
 	}
 	d := hook.NewDispatcher(hook.DispatcherOptions{Node: "node1"})
 	defer d.Close(ctx) // closes the store after writing out its queue
-	if err := d.Register("sqlite", store, conf.Stores["pgsql"].Rules...); err != nil {
+	if err := d.Register(context.Background(), "sqlite", store, conf.Stores["pgsql"].Rules...); err != nil {
 		log.Fatal(err)
 	}
 
@@ -59,7 +59,7 @@ backend.pgsql.hook.message.publish.2    = {"topic": "#", "action": {"function": 
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, m := range res.Messages {
+	for _, m := range res.Retained {
 		fmt.Printf("retained %s = %s\n", m.Topic, m.Payload)
 	}
 	// Output:

@@ -60,6 +60,7 @@ type Dispatcher struct {
 	log           *slog.Logger
 	lookupTimeout time.Duration
 	ids           *IDGenerator
+	node          string
 
 	mu       sync.Mutex // serialises Register and Close
 	backends []namedBackend
@@ -95,7 +96,7 @@ type pointRules struct {
 
 // NewDispatcher returns a Dispatcher with no backends.
 func NewDispatcher(opts DispatcherOptions) *Dispatcher {
-	d := &Dispatcher{log: opts.Logger, lookupTimeout: opts.LookupTimeout, ids: opts.IDs}
+	d := &Dispatcher{log: opts.Logger, lookupTimeout: opts.LookupTimeout, ids: opts.IDs, node: opts.Node}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -109,19 +110,21 @@ func NewDispatcher(opts DispatcherOptions) *Dispatcher {
 	return d
 }
 
-// Register adds backend b under name with its rules. Each rule is validated (Rule.Validate)
-// and handed to b.Prepare once; the action must be a LookupAction for a rule whose function
-// is a lookup (Rule.IsLookup) and a WriteAction otherwise. A rule without a Name is named
-// "<name>[i]" after its position. The dispatcher keeps its own copy of each rule.
+// Register adds backend b under name with its rules, all or nothing. Each rule is validated
+// (Rule.Validate) and handed to b.Prepare once; the action must be a LookupAction for a rule
+// whose function is a lookup (Rule.IsLookup) and a WriteAction otherwise. Once every rule has
+// prepared, a backend that is an Activator is activated with the actions, under ctx; only then
+// are the rules registered, all at once. A rule without a Name is named "<name>[i]" after its
+// position. The dispatcher keeps its own copy of each rule.
 //
-// The error is a *RuleError naming the backend and the rule; then nothing is registered and
-// b is not closed. Names must be unique. After a successful Register, the Dispatcher owns b
-// and closes it in Close.
-func (d *Dispatcher) Register(name string, b Backend, rules ...Rule) error {
+// The error is a *RuleError naming the backend and the rule (or an error of Activate); then
+// nothing is registered, Prepare having changed nothing in b, and b is not closed. Names must
+// be unique. After a successful Register, the Dispatcher owns b and closes it in Close.
+func (d *Dispatcher) Register(ctx context.Context, name string, b Backend, rules ...Rule) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return ErrClosed
+		return fmt.Errorf("hook: register %q: %w", name, ErrClosed)
 	}
 	if b == nil {
 		return fmt.Errorf("hook: register %q: nil backend", name)
@@ -132,6 +135,7 @@ func (d *Dispatcher) Register(name string, b Backend, rules ...Rule) error {
 		}
 	}
 	added := make([]*entry, 0, len(rules))
+	actions := make([]Action, 0, len(rules))
 	for i := range rules {
 		r := new(Rule)
 		*r = rules[i]
@@ -139,11 +143,11 @@ func (d *Dispatcher) Register(name string, b Backend, rules ...Rule) error {
 			r.Name = name + "[" + strconv.Itoa(i) + "]"
 		}
 		if err := r.Validate(); err != nil {
-			return fmt.Errorf("hook: register %q: %w", name, err)
+			return ruleError(name, r, err)
 		}
 		act, err := b.Prepare(r)
 		if err != nil {
-			return fmt.Errorf("hook: register %q: %w", name, &RuleError{Rule: r.Name, Err: err})
+			return ruleError(name, r, err)
 		}
 		e := &entry{seq: len(d.entries) + i, backend: name, rule: r}
 		var ok bool
@@ -155,21 +159,49 @@ func (d *Dispatcher) Register(name string, b Backend, rules ...Rule) error {
 			e.write, ok = act.(WriteAction)
 		}
 		if !ok {
-			return fmt.Errorf("hook: register %q: %w", name,
-				&RuleError{Rule: r.Name, Field: "action", Err: fmt.Errorf("%w: Prepare returned %T, want a %s", ErrActionType, act, want)})
+			return &RuleError{Backend: name, Rule: r.Name, Field: "action", Err: fmt.Errorf("%w: Prepare returned %T, want a %s", ErrActionType, act, want)}
 		}
+		added = append(added, e)
+		actions = append(actions, act)
+	}
+	if a, ok := b.(Activator); ok {
+		if err := a.Activate(ctx, actions); err != nil {
+			return fmt.Errorf("hook: register %q: activate: %w", name, err)
+		}
+	}
+	for _, e := range added {
+		r := e.rule
 		if r.Topic != "" && !hasTopic(r.Point) {
 			d.log.Warn("hook: rule has a topic filter but its events have no topic; it never matches",
 				"backend", name, "rule", r.Name, "point", r.Point, "topic", r.Topic)
 		}
 		d.log.Debug("hook: rule registered", "backend", name, "rule", r.Name, "point", r.Point, "topic", r.Topic, "lookup", e.lookup != nil)
-		added = append(added, e)
 	}
 	d.backends = append(d.backends, namedBackend{name, b})
 	d.entries = append(d.entries, added...)
 	d.snap.Store(buildSnapshot(d.entries))
 	return nil
 }
+
+// ruleError is err, the failure of rule r of backend, as one *RuleError that names both once:
+// a *RuleError about r itself (from Validate, or a store's Prepare) gets the backend's name,
+// anything else is wrapped.
+func ruleError(backend string, r *Rule, err error) error {
+	if re, ok := err.(*RuleError); ok && (re.Rule == r.Name || re.Rule == "") {
+		c := *re
+		c.Backend, c.Rule = backend, r.Name
+		return &c
+	}
+	return &RuleError{Backend: backend, Rule: r.Name, Err: err}
+}
+
+// Node is the broker's node name the dispatcher was made with (DispatcherOptions.Node): the
+// one place a broker adapter and the stores learn it.
+func (d *Dispatcher) Node() string { return d.node }
+
+// IDs is the generator that gives published messages their IDs; an adapter that needs an ID
+// before dispatching (e.g. for a will) takes it from here.
+func (d *Dispatcher) IDs() *IDGenerator { return d.ids }
 
 // hasTopic reports whether events at p have a topic (or filter) for rules to match.
 func hasTopic(p Point) bool { return p >= SessionSubscribed }
@@ -190,9 +222,9 @@ func buildSnapshot(entries []*entry) *snapshot {
 	return s
 }
 
-// Dispatch runs the actions of the rules that match e: every matching write, then every
-// matching lookup (concurrently when there are several) under ctx, bounded by the
-// LookupTimeout. It returns the merged results of the lookups (see MergeResults), and the
+// Dispatch runs the actions of the rules that match e: every matching write, under ctx (which
+// only bounds a wait for room in a full write queue, see WriteAction), then every matching
+// lookup (concurrently when there are several) under ctx, bounded by the LookupTimeout. It returns the merged results of the lookups (see MergeResults), and the
 // failed actions' *ActionError values joined with errors.Join, together with the results of
 // the actions that succeeded. An event that no rule matches costs a few nanoseconds.
 //
@@ -294,7 +326,7 @@ func (d *Dispatcher) run(ctx context.Context, e Event, all, filtered []*entry) (
 		}
 		if en.lookup != nil {
 			lookups = append(lookups, en)
-		} else if err := en.write.Write(e); err != nil {
+		} else if err := en.write.Write(ctx, e); err != nil {
 			errs = append(errs, en.fail(err))
 		}
 	}

@@ -26,6 +26,24 @@ type memBackend struct {
 	writeErr map[string]error
 	// prepare, when set, replaces the action Prepare returns.
 	prepare func(r *Rule) (Action, error)
+	// activate, when set, is what Activate returns; activated counts the calls and
+	// activatedWith holds the actions of the last one.
+	activate      func(actions []Action) error
+	activated     int
+	activatedWith []Action
+	// writeCtx is the context of the last write.
+	writeCtx context.Context
+}
+
+func (b *memBackend) Activate(ctx context.Context, actions []Action) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.activated++
+	b.activatedWith = actions
+	if b.activate != nil {
+		return b.activate(actions)
+	}
+	return nil
 }
 
 type memWrite struct {
@@ -33,9 +51,10 @@ type memWrite struct {
 	r *Rule
 }
 
-func (w memWrite) Write(e Event) error {
+func (w memWrite) Write(ctx context.Context, e Event) error {
 	w.b.mu.Lock()
 	defer w.b.mu.Unlock()
+	w.b.writeCtx = ctx
 	if err := w.b.writeErr[w.r.Name]; err != nil {
 		return err
 	}
@@ -108,7 +127,7 @@ func publish(topic string) *PublishEvent {
 
 func mustRegister(t *testing.T, d *Dispatcher, name string, b Backend, rules ...Rule) {
 	t.Helper()
-	if err := d.Register(name, b, rules...); err != nil {
+	if err := d.Register(context.Background(), name, b, rules...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -229,8 +248,8 @@ func msg(id, topic string) *Message { return &Message{ID: id, Topic: topic} }
 func TestDispatchLookupsMerged(t *testing.T) {
 	d := newTestDispatcher(DispatcherOptions{})
 	answers := map[string]Result{
-		"fetch":  {Messages: []*Message{msg("1", "t/a"), msg("2", "t/a"), msg("3", "t/b")}},
-		"retain": {Messages: []*Message{msg("r", "t/a"), msg("2", "t/a")}},
+		"fetch":  {Offline: []*Message{msg("1", "t/a"), msg("2", "t/a"), msg("3", "t/b")}},
+		"retain": {Retained: []*Message{msg("r", "t/a"), msg("4", "t/a")}},
 		"subs":   {Subscriptions: []Subscription{{"t/#", 1}, {"u", 0}}},
 		"subs2":  {Subscriptions: []Subscription{{"u", 2}, {"v", 1}, {"t/#", 0}}},
 	}
@@ -250,12 +269,17 @@ func TestDispatchLookupsMerged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, m := range res.Messages {
-		ids = append(ids, m.ID)
+	ids := func(ms []*Message) (s []string) {
+		for _, m := range ms {
+			s = append(s, m.ID)
+		}
+		return s
 	}
-	if want := []string{"1", "2", "3", "r"}; !reflect.DeepEqual(ids, want) || res.Subscriptions != nil {
-		t.Errorf("messages %q, subscriptions %v; want %q and none", ids, res.Subscriptions, want)
+	if want := []string{"1", "2", "3"}; !reflect.DeepEqual(ids(res.Offline), want) || res.Subscriptions != nil {
+		t.Errorf("offline %q, subscriptions %v; want %q and none", ids(res.Offline), res.Subscriptions, want)
+	}
+	if want := []string{"r", "4"}; !reflect.DeepEqual(ids(res.Retained), want) {
+		t.Errorf("retained %q, want %q", ids(res.Retained), want)
 	}
 	if got := b1.takeWrites(); !reflect.DeepEqual(got, []string{"write session.subscribed t/+"}) {
 		t.Errorf("writes %q", got)
@@ -263,7 +287,7 @@ func TestDispatchLookupsMerged(t *testing.T) {
 
 	res, err = d.SessionCreated(context.Background(), &SessionCreatedEvent{ClientID: "c"})
 	want := []Subscription{{"t/#", 1}, {"u", 2}, {"v", 1}}
-	if err != nil || !reflect.DeepEqual(res.Subscriptions, want) || res.Messages != nil {
+	if err != nil || !reflect.DeepEqual(res.Subscriptions, want) || res.Offline != nil || res.Retained != nil {
 		t.Errorf("SessionCreated = %+v, %v; want subscriptions %v", res, err, want)
 	}
 }
@@ -276,9 +300,9 @@ func TestDispatchErrorsJoinedWithPartialResults(t *testing.T) {
 		lookup: func(ctx context.Context, r *Rule, e Event) (Result, error) {
 			switch r.Name {
 			case "partial":
-				return Result{Messages: []*Message{msg("p", "t")}}, errLookup
+				return Result{Offline: []*Message{msg("p", "t")}}, errLookup
 			case "ok":
-				return Result{Messages: []*Message{msg("o", "t")}}, nil
+				return Result{Offline: []*Message{msg("o", "t")}}, nil
 			}
 			return Result{}, nil
 		},
@@ -289,8 +313,8 @@ func TestDispatchErrorsJoinedWithPartialResults(t *testing.T) {
 		rule("partial", SessionSubscribed, "", fn(OnMessageFetch)),
 		rule("ok", SessionSubscribed, "", fn(OnRetainLookup)))
 	res, err := d.Dispatch(context.Background(), &SubscribedEvent{ClientID: "c", Topic: "t"})
-	if len(res.Messages) != 2 || res.Messages[0].ID != "p" || res.Messages[1].ID != "o" {
-		t.Errorf("messages %+v, want p and o", res.Messages)
+	if len(res.Offline) != 2 || res.Offline[0].ID != "p" || res.Offline[1].ID != "o" {
+		t.Errorf("messages %+v, want p and o", res.Offline)
 	}
 	if !errors.Is(err, errWrite) || !errors.Is(err, errLookup) {
 		t.Fatalf("error %v does not hold both failures", err)
@@ -397,7 +421,10 @@ func TestRegisterRejects(t *testing.T) {
 				return nil, prepErr
 			}
 			return memWrite{}, nil
-		}}, rule("r", MessagePublish, "#", fn(OnMessageRetain)), prepErr, `register "mem": hook: rule "r": unsupported function`},
+		}}, rule("r", MessagePublish, "#", fn(OnMessageRetain)), prepErr, `hook: backend "mem": rule "r": unsupported function`},
+		{"prepare fails with a RuleError", &memBackend{prepare: func(r *Rule) (Action, error) {
+			return nil, &RuleError{Rule: r.Name, Field: "action.function", Err: prepErr}
+		}}, rule("r", MessagePublish, "#", fn(OnMessageRetain)), prepErr, `hook: backend "mem": rule "good": action.function: unsupported function`},
 		{"write for a lookup", &memBackend{prepare: func(r *Rule) (Action, error) { return memWrite{}, nil }},
 			rule("r", SessionSubscribed, "#", fn(OnRetainLookup)), ErrActionType, "hook.memWrite, want a LookupAction"},
 		{"lookup for a write", &memBackend{prepare: func(r *Rule) (Action, error) { return memLookup{}, nil }},
@@ -408,20 +435,29 @@ func TestRegisterRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newTestDispatcher(DispatcherOptions{})
-			err := d.Register("mem", tt.backend, good, tt.rule)
+			err := d.Register(context.Background(), "mem", tt.backend, good, tt.rule)
 			var re *RuleError
 			if !errors.As(err, &re) || tt.is != nil && !errors.Is(err, tt.is) {
 				t.Fatalf("Register error = %v, want a *RuleError wrapping %v", err, tt.is)
 			}
-			if !strings.Contains(err.Error(), `register "mem"`) || !strings.Contains(err.Error(), tt.msg) {
-				t.Errorf("error %q does not name the backend or contain %q", err, tt.msg)
+			if !strings.HasPrefix(err.Error(), `hook: backend "mem": rule "`) || !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("error %q does not start with the backend and the rule or does not contain %q", err, tt.msg)
+			}
+			// Each name appears once: no "hook: register ...: hook: rule ...: hook: rule ..." chains.
+			for _, once := range []string{"hook:", `"mem"`, "rule "} {
+				if n := strings.Count(err.Error(), once); n != 1 {
+					t.Errorf("error %q says %q %d times, want once", err, once, n)
+				}
+			}
+			if tt.backend.activated != 0 {
+				t.Errorf("Activate called %d times for a registration that failed in Prepare", tt.backend.activated)
 			}
 			// Nothing was registered: the good rule does not run, and the name is free.
 			d.Dispatch(context.Background(), publish("t"))
 			if w := tt.backend.takeWrites(); len(w) != 0 {
 				t.Errorf("a rule of the rejected backend ran: %q", w)
 			}
-			if err := d.Register("mem", new(memBackend)); err != nil {
+			if err := d.Register(context.Background(), "mem", new(memBackend)); err != nil {
 				t.Errorf("name still taken: %v", err)
 			}
 		})
@@ -429,11 +465,62 @@ func TestRegisterRejects(t *testing.T) {
 
 	d := newTestDispatcher(DispatcherOptions{})
 	mustRegister(t, d, "mem", new(memBackend))
-	if err := d.Register("mem", new(memBackend)); err == nil || !strings.Contains(err.Error(), "already registered") {
+	if err := d.Register(context.Background(), "mem", new(memBackend)); err == nil || !strings.Contains(err.Error(), "already registered") {
 		t.Errorf("duplicate name: %v", err)
 	}
-	if err := d.Register("nil", nil); err == nil {
+	if err := d.Register(context.Background(), "nil", nil); err == nil {
 		t.Error("nil backend registered")
+	}
+}
+
+// Activate runs once per registration, after every rule has prepared, with all the actions in
+// rule order; when it fails, nothing is registered.
+func TestRegisterActivates(t *testing.T) {
+	d := newTestDispatcher(DispatcherOptions{})
+	b := new(memBackend)
+	mustRegister(t, d, "mem", b,
+		rule("w", MessagePublish, "a", fn(OnMessagePublish)),
+		rule("l", SessionSubscribed, "#", fn(OnRetainLookup)))
+	if b.activated != 1 || len(b.activatedWith) != 2 {
+		t.Fatalf("Activate called %d times with %d actions; want once with 2", b.activated, len(b.activatedWith))
+	}
+	if w, ok := b.activatedWith[0].(memWrite); !ok || w.r.Name != "w" {
+		t.Errorf("first action %#v, want the write of rule w", b.activatedWith[0])
+	}
+	if l, ok := b.activatedWith[1].(memLookup); !ok || l.r.Name != "l" {
+		t.Errorf("second action %#v, want the lookup of rule l", b.activatedWith[1])
+	}
+
+	errTTL := errors.New("cannot create the TTL index")
+	failing := &memBackend{activate: func([]Action) error { return errTTL }}
+	err := d.Register(context.Background(), "failing", failing, rule("w", MessagePublish, "a", fn(OnMessagePublish)))
+	if !errors.Is(err, errTTL) || !strings.Contains(err.Error(), `"failing"`) {
+		t.Fatalf("Register with a failing Activate = %v, want an error naming the backend and wrapping %v", err, errTTL)
+	}
+	d.Dispatch(context.Background(), publish("a"))
+	if w := failing.takeWrites(); len(w) != 0 {
+		t.Errorf("a rule of the registration whose Activate failed ran: %q", w)
+	}
+	if got := b.takeWrites(); len(got) != 1 {
+		t.Errorf("the earlier registration's rule ran %d times, want once", len(got))
+	}
+	if err := d.Register(context.Background(), "failing", new(memBackend)); err != nil {
+		t.Errorf("name still taken after a failed Activate: %v", err)
+	}
+}
+
+// The broker's context reaches the writes (it bounds a wait for room in a full queue).
+func TestDispatchPassesContextToWrites(t *testing.T) {
+	d := newTestDispatcher(DispatcherOptions{})
+	b := new(memBackend)
+	mustRegister(t, d, "mem", b, rule("w", MessagePublish, "", fn(OnMessagePublish)))
+	type key struct{}
+	ctx := context.WithValue(context.Background(), key{}, "broker")
+	if _, err := d.Dispatch(ctx, publish("t")); err != nil {
+		t.Fatal(err)
+	}
+	if b.writeCtx == nil || b.writeCtx.Value(key{}) != "broker" {
+		t.Errorf("Write got context %v, want the one given to Dispatch", b.writeCtx)
 	}
 }
 
@@ -469,7 +556,7 @@ func TestFlushAndClose(t *testing.T) {
 	if _, err := d.Dispatch(context.Background(), publish("t")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Dispatch after Close = %v", err)
 	}
-	if err := d.Register("three", new(memBackend)); !errors.Is(err, ErrClosed) {
+	if err := d.Register(context.Background(), "three", new(memBackend)); !errors.Is(err, ErrClosed) {
 		t.Errorf("Register after Close = %v", err)
 	}
 	if err := d.Close(context.Background()); err != nil || b1.closed != 1 {
@@ -541,7 +628,7 @@ func BenchmarkDispatchNoMatch(b *testing.B) {
 	for i := range 100 {
 		rules = append(rules, rule("", MessagePublish, fmt.Sprintf("device/%d/#", i), fn(OnMessagePublish)))
 	}
-	if err := d.Register("nop", nopBackend{}, rules...); err != nil {
+	if err := d.Register(context.Background(), "nop", nopBackend{}, rules...); err != nil {
 		b.Fatal(err)
 	}
 	e := &PublishEvent{Message: &Message{ID: "0", Topic: "sensor/42/temperature", QoS: 1}}
@@ -557,7 +644,7 @@ func BenchmarkDispatchNoMatch(b *testing.B) {
 // One matching rule whose write does nothing: the dispatcher's own cost of a write.
 func BenchmarkDispatchOneWrite(b *testing.B) {
 	d := newTestDispatcher(DispatcherOptions{})
-	if err := d.Register("nop", nopBackend{}, rule("", MessagePublish, "sensor/#", fn(OnMessagePublish))); err != nil {
+	if err := d.Register(context.Background(), "nop", nopBackend{}, rule("", MessagePublish, "sensor/#", fn(OnMessagePublish))); err != nil {
 		b.Fatal(err)
 	}
 	e := &PublishEvent{Message: &Message{ID: "0", Topic: "sensor/42/temperature", QoS: 1}}

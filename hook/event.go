@@ -24,17 +24,24 @@ const (
 type Message struct {
 	// ID is unique and ordered by time within a node (see IDGenerator); stores compare ack
 	// positions with it, so it must be set before dispatch (the dispatcher sets it when empty).
-	ID         string
-	From       string // client ID of the publisher
-	Username   string
-	Peerhost   string
-	Node       string // node that received the message
-	Topic      string
-	QoS        byte
-	Retain     bool
-	Payload    []byte
-	Timestamp  time.Time         // when the broker received it
-	Properties map[string]string // MQTT 5 user properties and others, as the broker reports them
+	ID        string
+	From      string // client ID of the publisher
+	Username  string
+	Peerhost  string
+	Node      string // node that received the message
+	Topic     string
+	QoS       byte
+	Retain    bool
+	Payload   []byte
+	Timestamp time.Time // when the broker received it
+	// UserProperties are the MQTT 5 user properties, in the order the publisher sent them,
+	// duplicates kept (a key may appear more than once, MQTT-3.3.2-18).
+	UserProperties []UserProperty
+}
+
+// UserProperty is one MQTT 5 user property.
+type UserProperty struct {
+	Key, Value string
 }
 
 // Event is one of the *...Event types below, handed to Dispatcher.Dispatch.

@@ -20,7 +20,7 @@ type retainStore struct {
 
 type writeFunc func(hook.Event) error
 
-func (f writeFunc) Write(e hook.Event) error { return f(e) }
+func (f writeFunc) Write(_ context.Context, e hook.Event) error { return f(e) }
 
 type lookupFunc func(context.Context, hook.Event) (hook.Result, error)
 
@@ -62,7 +62,7 @@ func (s *retainStore) lookup(ctx context.Context, e hook.Event) (hook.Result, er
 	var res hook.Result
 	for _, m := range s.retained {
 		if topic.Match(filter, m.Topic) {
-			res.Messages = append(res.Messages, m)
+			res.Retained = append(res.Retained, m)
 		}
 	}
 	return res, nil
@@ -91,7 +91,7 @@ backend.mem.hook.session.subscribed.1 = {"topic": "#", "action": {"function": "o
 	}
 
 	d := hook.NewDispatcher(hook.DispatcherOptions{Node: "node1"})
-	if err := d.Register("mem", new(retainStore), rules...); err != nil {
+	if err := d.Register(context.Background(), "mem", new(retainStore), rules...); err != nil {
 		log.Fatal(err)
 	}
 	ctx := context.Background()
@@ -110,7 +110,7 @@ backend.mem.hook.session.subscribed.1 = {"topic": "#", "action": {"function": "o
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, m := range res.Messages {
+	for _, m := range res.Retained {
 		fmt.Printf("deliver %s = %s (has an ID: %v)\n", m.Topic, m.Payload, len(m.ID) == hook.IDLen)
 	}
 	if err := d.Close(ctx); err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,24 +63,50 @@ var (
 	// ErrActionType: a backend's Prepare returned an action of the wrong kind for the rule
 	// (a lookup function needs a LookupAction, everything else a WriteAction).
 	ErrActionType = errors.New("wrong action type")
+	// ErrUnknownOption: a rule carries a key that neither the rule format nor the store knows
+	// (a typo such as "expire_time" must not silently mean "never expires").
+	ErrUnknownOption = errors.New("unknown rule option")
 )
 
 // RuleError is why a rule was rejected, by ParseRule, ParseRuleKey, Rule.Validate or
 // Dispatcher.Register.
 type RuleError struct {
-	Rule  string // the rule's Name (or the configuration key)
-	Field string // the field at fault as written in JSON, e.g. "offline_opts.time_range"; "" for the rule as a whole
-	Err   error
+	Backend string // the name the backend was registered under; "" outside Dispatcher.Register
+	Rule    string // the rule's Name (or the configuration key)
+	Field   string // the field at fault as written in JSON, e.g. "offline_opts.time_range"; "" for the rule as a whole
+	Err     error
 }
 
 func (e *RuleError) Error() string {
-	if e.Field == "" {
-		return fmt.Sprintf("hook: rule %q: %v", e.Rule, e.Err)
+	var sb strings.Builder
+	sb.WriteString("hook: ")
+	if e.Backend != "" {
+		fmt.Fprintf(&sb, "backend %q: ", e.Backend)
 	}
-	return fmt.Sprintf("hook: rule %q: %s: %v", e.Rule, e.Field, e.Err)
+	fmt.Fprintf(&sb, "rule %q: ", e.Rule)
+	if e.Field != "" {
+		sb.WriteString(e.Field + ": ")
+	}
+	fmt.Fprint(&sb, e.Err)
+	return sb.String()
 }
 
 func (e *RuleError) Unwrap() error { return e.Err }
+
+// CheckOptions returns an error wrapping ErrUnknownOption, naming the key, if r.Options holds
+// a key that is not in known: what a store's Prepare calls with the store-specific keys it
+// reads (none, for most stores), so that a misspelt option is an error at registration.
+func (r *Rule) CheckOptions(known ...string) error {
+	for _, k := range slices.Sorted(maps.Keys(r.Options)) {
+		if !slices.Contains(known, k) {
+			if len(known) == 0 {
+				return &RuleError{Rule: r.Name, Field: k, Err: fmt.Errorf("%w (this store takes no options besides topic, action, pool, offline_opts and expired_time)", ErrUnknownOption)}
+			}
+			return &RuleError{Rule: r.Name, Field: k, Err: fmt.Errorf("%w (this store also takes %s)", ErrUnknownOption, strings.Join(known, ", "))}
+		}
+	}
+	return nil
+}
 
 // IsLookup reports whether the rule answers a lookup (its function is a lookup function, see
 // LookupFunction), so that a backend's Prepare must return a LookupAction for it; rules with

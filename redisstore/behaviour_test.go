@@ -32,7 +32,7 @@ func flushStore(t *testing.T, s *Store) {
 func mustWrite(t *testing.T, w hook.WriteAction, events ...hook.Event) {
 	t.Helper()
 	for _, e := range events {
-		if err := w.Write(e); err != nil {
+		if err := w.Write(context.Background(), e); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -45,7 +45,7 @@ func fetchIDs(t *testing.T, l hook.LookupAction, client, filter string) []string
 		t.Fatal(err)
 	}
 	var ids []string
-	for _, m := range res.Messages {
+	for _, m := range res.Offline {
 		ids = append(ids, m.ID)
 	}
 	return ids
@@ -271,11 +271,11 @@ func TestWriteRefusesBadMessages(t *testing.T) {
 	s := newStore(t, single)
 	pub := mustWriter(t, s, hook.MessagePublish, hook.OnMessagePublish)
 	for _, m := range []*hook.Message{{Topic: "a", QoS: 1}, {ID: "x", QoS: 1}, {ID: "x", Topic: "a", QoS: 3}} {
-		if err := pub.Write(&hook.PublishEvent{Message: m}); err == nil {
+		if err := pub.Write(context.Background(), &hook.PublishEvent{Message: m}); err == nil {
 			t.Errorf("Write(%+v) accepted", m)
 		}
 	}
-	if err := pub.Write(&hook.ConnectedEvent{ClientID: "c"}); err == nil {
+	if err := pub.Write(context.Background(), &hook.ConnectedEvent{ClientID: "c"}); err == nil {
 		t.Error("Write of a client.connected event to on_message_publish accepted")
 	}
 }
@@ -318,7 +318,7 @@ func TestOpenClientKeepsClient(t *testing.T) {
 		t.Errorf("the caller's client was closed: %v", err)
 	}
 	pub := mustWriter(t, s, hook.MessagePublish, hook.OnMessagePublish)
-	if err := pub.Write(&hook.PublishEvent{Message: &hook.Message{ID: "x", Topic: "a", QoS: 1}}); !errors.Is(err, hook.ErrClosed) {
+	if err := pub.Write(context.Background(), &hook.PublishEvent{Message: &hook.Message{ID: "x", Topic: "a", QoS: 1}}); !errors.Is(err, hook.ErrClosed) {
 		t.Errorf("Write after Close: %v; want ErrClosed", err)
 	}
 }
@@ -436,7 +436,7 @@ func TestActionsRefuseNilEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	catch("custom commands", func() error { return cmds.(hook.WriteAction).Write((*hook.PublishEvent)(nil)) })
+	catch("custom commands", func() error { return cmds.(hook.WriteAction).Write(context.Background(), (*hook.PublishEvent)(nil)) })
 	for _, p := range []hook.Point{hook.SessionCreated, hook.ClientConnected} {
 		sub := mustLookup(t, s, p, hook.OnSubscribeLookup, noTopic)
 		var e hook.Event = (*hook.SessionCreatedEvent)(nil)

@@ -77,7 +77,7 @@ func BenchmarkPublish(b *testing.B) {
 			b.ResetTimer()
 			start := time.Now()
 			for i := range evs {
-				if err := w.Write(&evs[i]); err != nil {
+				if err := w.Write(context.Background(), &evs[i]); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -183,13 +183,13 @@ func BenchmarkRetainedInflight(b *testing.B) {
 				r := &hook.PublishEvent{Message: &hook.Message{ID: ids.Next(), From: "c1", Topic: fmt.Sprintf("retained/%d", i%1000),
 					QoS: 1, Retain: true, Payload: payload, Timestamp: now}}
 				m := &hook.Message{ID: ids.Next(), From: "c1", Topic: "inflight/c2", QoS: 1, Payload: payload, Timestamp: now}
-				if err := retain.Write(r); err != nil {
+				if err := retain.Write(context.Background(), r); err != nil {
 					b.Error(err)
 				}
-				if err := publish.Write(&hook.PublishEvent{Message: m}); err != nil {
+				if err := publish.Write(context.Background(), &hook.PublishEvent{Message: m}); err != nil {
 					b.Error(err)
 				}
-				if err := ack.Write(&hook.AckedEvent{ClientID: "c2", Message: m}); err != nil {
+				if err := ack.Write(context.Background(), &hook.AckedEvent{ClientID: "c2", Message: m}); err != nil {
 					b.Error(err)
 				}
 			})
@@ -242,7 +242,7 @@ func BenchmarkRetainLookup(b *testing.B) {
 	for d := range devices {
 		for k := range perDevice {
 			m := &hook.Message{ID: ids.Next(), Topic: fmt.Sprintf("dev/%d/%d", d, k), QoS: 1, Retain: true, Payload: payload, Timestamp: time.Now()}
-			if err := retain.Write(&hook.PublishEvent{Message: m}); err != nil {
+			if err := retain.Write(context.Background(), &hook.PublishEvent{Message: m}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -49,12 +49,12 @@ func (c *command) args(prefix string, v *template.Values) []any {
 	return args
 }
 
-func (a *commandAction) Write(e hook.Event) error {
+func (a *commandAction) Write(ctx context.Context, e hook.Event) error {
 	key, ok := orderKey(e)
 	if !ok {
 		return fmt.Errorf("redisstore: rule %q: nil event or message (%T)", a.rule, e)
 	}
-	return a.s.enqueue(op{kind: opCommands, key: key, cmds: a, ev: e})
+	return a.s.enqueue(ctx, op{kind: opCommands, key: key, cmds: a, ev: e})
 }
 
 // orderKey is the ordering key of a custom command's event: the topic of a published message

@@ -78,7 +78,7 @@ func Example() {
 	fn := func(p hook.Point, filter, function string) hook.Rule {
 		return hook.Rule{Name: "redis." + function, Point: p, Topic: filter, Action: hook.RuleAction{Function: function}}
 	}
-	err = d.Register("redis", s,
+	err = d.Register(context.Background(), "redis", s,
 		fn(hook.ClientConnected, "", hook.OnClientConnected),
 		fn(hook.SessionCreated, "", hook.OnSubscribeLookup),
 		fn(hook.SessionSubscribed, "queue/#", hook.OnMessageFetchForQueue),
@@ -95,7 +95,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, m := range res.Messages {
+	for _, m := range res.Offline {
 		log.Printf("deliver %s to c1: %s", m.Topic, m.Payload)
 	}
 }

@@ -28,7 +28,7 @@ func TestKeyLayout(t *testing.T) {
 
 	write := func(p hook.Point, fn string, e hook.Event, mods ...func(*hook.Rule)) {
 		t.Helper()
-		if err := mustWriter(t, s, p, fn, mods...).Write(e); err != nil {
+		if err := mustWriter(t, s, p, fn, mods...).Write(context.Background(), e); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -88,7 +88,7 @@ func (l *retainLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, e
 	if err != nil {
 		return hook.Result{}, fmt.Errorf("redisstore: rule %q: retained messages for %q: %w", l.rule, filter, err)
 	}
-	return hook.Result{Messages: msgs}, nil
+	return hook.Result{Retained: msgs}, nil
 }
 
 // retained returns the retained messages whose topics match filter, in topic order.
@@ -136,7 +136,7 @@ func (l *fetchLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, er
 	if err != nil {
 		return hook.Result{}, fmt.Errorf("redisstore: rule %q: messages for %q on %q: %w", l.rule, client, filter, err)
 	}
-	return hook.Result{Messages: msgs}, nil
+	return hook.Result{Offline: msgs}, nil
 }
 
 // fetchPage is how many message IDs a fetch reads from a topic's sorted set at a time.
@@ -293,7 +293,7 @@ func (l *latestLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, e
 	if err != nil {
 		return hook.Result{}, fmt.Errorf("redisstore: rule %q: latest messages for %q on %q: %w", l.rule, client, filter, err)
 	}
-	return hook.Result{Messages: msgs}, nil
+	return hook.Result{Offline: msgs}, nil
 }
 
 // latest returns the latest message of each topic matching filter that is newer than client's

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -80,20 +81,20 @@ type writeAction struct {
 	ttl  time.Duration // expired_time of the storing functions
 }
 
-func (a *writeAction) Write(e hook.Event) error {
+func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 	switch a.fn {
 	case hook.OnClientConnected:
 		ev, ok := e.(*hook.ConnectedEvent)
 		if !ok || ev == nil {
 			return a.badEvent(e)
 		}
-		return a.s.enqueue(op{kind: opConnected, key: ev.ClientID, node: ev.Node, at: ev.ConnectedAt})
+		return a.s.enqueue(ctx, op{kind: opConnected, key: ev.ClientID, node: ev.Node, at: ev.ConnectedAt})
 	case hook.OnClientDisconnected:
 		ev, ok := e.(*hook.DisconnectedEvent)
 		if !ok || ev == nil {
 			return a.badEvent(e)
 		}
-		return a.s.enqueue(op{kind: opDisconnected, key: ev.ClientID, node: ev.Node, at: ev.DisconnectedAt})
+		return a.s.enqueue(ctx, op{kind: opDisconnected, key: ev.ClientID, node: ev.Node, at: ev.DisconnectedAt})
 	case hook.OnMessageAckedForQueue, hook.OnMessageAckedForPubsub, hook.OnMessageAckedForKeepLatest:
 		ev, ok := e.(*hook.AckedEvent)
 		if !ok || ev == nil || ev.Message == nil {
@@ -104,9 +105,9 @@ func (a *writeAction) Write(e hook.Event) error {
 		}
 		if a.fn == hook.OnMessageAckedForQueue {
 			// Keyed by topic: in order with the writes of the message it removes.
-			return a.s.enqueue(op{kind: opQueueAck, key: ev.Message.Topic, msg: ev.Message})
+			return a.s.enqueue(ctx, op{kind: opQueueAck, key: ev.Message.Topic, msg: ev.Message})
 		}
-		return a.s.enqueue(op{kind: opPosition, key: ev.ClientID, msg: ev.Message})
+		return a.s.enqueue(ctx, op{kind: opPosition, key: ev.ClientID, msg: ev.Message})
 	}
 	ev, ok := e.(*hook.PublishEvent)
 	if !ok || ev == nil || ev.Message == nil {
@@ -136,7 +137,7 @@ func (a *writeAction) Write(e hook.Event) error {
 	case hook.OnMessageStoreKeepLatest:
 		o.kind = opLatest
 	}
-	return a.s.enqueue(o)
+	return a.s.enqueue(ctx, o)
 }
 
 func (a *writeAction) badEvent(e hook.Event) error {
@@ -156,4 +157,4 @@ func (a *writeAction) checkMessage(m *hook.Message) error {
 	return nil
 }
 
-func (s *Store) enqueue(o op) error { return s.w.Enqueue(o) }
+func (s *Store) enqueue(ctx context.Context, o op) error { return s.w.EnqueueContext(ctx, o) }

@@ -37,10 +37,10 @@ func TestRestartUnderLoad(t *testing.T) {
 				Retain: i%100 < topics, Payload: fmt.Appendf(nil, "m%d", i), Timestamp: time.Now()}
 			all = append(all, m)
 			ev := &hook.PublishEvent{Message: m}
-			if err := publish.Write(ev); err != nil {
+			if err := publish.Write(context.Background(), ev); err != nil {
 				t.Fatalf("Write %d: %v", i, err)
 			}
-			if err := retain.Write(ev); err != nil {
+			if err := retain.Write(context.Background(), ev); err != nil {
 				t.Fatalf("Write %d (retain): %v", i, err)
 			}
 			if i%100 == 0 {

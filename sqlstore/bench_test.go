@@ -64,7 +64,7 @@ func BenchmarkPersist(b *testing.B) {
 
 				start = time.Now()
 				for _, m := range msgs {
-					if err := pub.Write(&hook.PublishEvent{Message: m}); err != nil {
+					if err := pub.Write(context.Background(), &hook.PublishEvent{Message: m}); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -151,7 +151,7 @@ func BenchmarkWriteWhileDBLocked(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range events {
-				if err := pub.Write(&events[i]); err != nil {
+				if err := pub.Write(context.Background(), &events[i]); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -32,7 +32,7 @@ func Example() {
 	}
 	d := hook.NewDispatcher(hook.DispatcherOptions{Node: "emqx@127.0.0.1"})
 	defer d.Close(ctx) // closes the store, writing out its queue
-	err = d.Register("sqlite", store,
+	err = d.Register(context.Background(), "sqlite", store,
 		hook.Rule{Point: hook.MessagePublish, Topic: "#", Action: hook.RuleAction{Function: hook.OnMessagePublish}},
 		hook.Rule{Point: hook.SessionSubscribed, Topic: "#", Action: hook.RuleAction{Function: hook.OnMessageFetch},
 			OfflineOpts: hook.OfflineOpts{MaxReturnedCount: 100}},
@@ -52,14 +52,14 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, m := range res.Messages {
+	for _, m := range res.Offline {
 		fmt.Printf("fetched %s: %s\n", m.Topic, m.Payload)
 	}
 
-	d.MessageAcked(ctx, &hook.AckedEvent{ClientID: "app", Message: res.Messages[0]})
+	d.MessageAcked(ctx, &hook.AckedEvent{ClientID: "app", Message: res.Offline[0]})
 	d.Flush(ctx)
 	res, _ = d.SessionSubscribed(ctx, &hook.SubscribedEvent{ClientID: "app", Topic: "sensors/+/temp", QoS: 1})
-	fmt.Println("after the ack:", len(res.Messages), "messages")
+	fmt.Println("after the ack:", len(res.Offline), "messages")
 	// Output:
 	// fetched sensors/1/temp: 21.5
 	// after the ack: 0 messages

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -25,16 +26,16 @@ func TestPostgresExplain(t *testing.T) {
 		prefixes := []string{"dev", "site", "fleet", "home", "lab", "car", "plant", "farm", "shop", "ship"}
 		m := &hook.Message{ID: ids.Next(), From: "p", Topic: fmt.Sprintf("%s/%d/temp", prefixes[i%10], i%4000), QoS: 1, Retain: i < 4000,
 			Payload: []byte("21.5"), Timestamp: now.Add(time.Duration(i-40000) * 50 * time.Millisecond)}
-		if err := pub.(hook.WriteAction).Write(&hook.PublishEvent{Message: m}); err != nil {
+		if err := pub.(hook.WriteAction).Write(context.Background(), &hook.PublishEvent{Message: m}); err != nil {
 			t.Fatal(err)
 		}
 		if m.Retain {
-			if err := ret.(hook.WriteAction).Write(&hook.PublishEvent{Message: m}); err != nil {
+			if err := ret.(hook.WriteAction).Write(context.Background(), &hook.PublishEvent{Message: m}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if i < 2000 { // positions of 20 clients on 100 topics each
-			ack.(hook.WriteAction).Write(&hook.AckedEvent{ClientID: fmt.Sprint("c", i%20), Message: m})
+			ack.(hook.WriteAction).Write(context.Background(), &hook.AckedEvent{ClientID: fmt.Sprint("c", i%20), Message: m})
 		}
 	}
 	if err := s.Flush(ctx); err != nil {

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"slices"
@@ -101,7 +102,7 @@ func TestFilterSQLOnServer(t *testing.T) {
 			for _, tp := range planTopics {
 				m := &hook.Message{ID: ids.Next(), Topic: tp, QoS: 1, Retain: true, Payload: []byte(tp)}
 				for _, a := range []hook.Action{pub, ret} {
-					if err := a.(hook.WriteAction).Write(&hook.PublishEvent{Message: m}); err != nil {
+					if err := a.(hook.WriteAction).Write(context.Background(), &hook.PublishEvent{Message: m}); err != nil {
 						t.Fatal(err)
 					}
 				}

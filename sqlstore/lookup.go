@@ -225,7 +225,7 @@ func (l *retainLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, e
 	if err != nil {
 		return hook.Result{}, fmt.Errorf("sqlstore: rule %q: %w", l.rule, err)
 	}
-	return hook.Result{Messages: msgs}, nil
+	return hook.Result{Retained: msgs}, nil
 }
 
 // Retained returns the retained messages (mqtt_retain) whose topic filter matches (without
@@ -295,7 +295,7 @@ func (l *fetchLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, er
 	if err != nil {
 		return hook.Result{}, fmt.Errorf("sqlstore: rule %q: %w", l.rule, err)
 	}
-	return hook.Result{Messages: msgs}, nil
+	return hook.Result{Offline: msgs}, nil
 }
 
 // Fetch returns the stored messages (mqtt_msg) on topics the filter matches (without its

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -69,7 +70,7 @@ type writeAction struct {
 	fn   string
 }
 
-func (a *writeAction) Write(e hook.Event) error {
+func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 	s := a.s
 	o := op{}
 	switch a.fn {
@@ -133,7 +134,7 @@ func (a *writeAction) Write(e hook.Event) error {
 		f := realFilter(ev.Topic)
 		o = op{kind: opAckedDelete, key: msgStream, client: ev.ClientID, filter: f}
 	}
-	return s.w.Enqueue(o)
+	return s.w.EnqueueContext(ctx, o)
 }
 
 func (a *writeAction) badEvent(e hook.Event) error {
@@ -155,7 +156,7 @@ type customAction struct {
 	stmts []*template.Statement
 }
 
-func (c *customAction) Write(e hook.Event) error {
+func (c *customAction) Write(ctx context.Context, e hook.Event) error {
 	if e == nil {
 		return fmt.Errorf("sqlstore: rule %q: nil event: %w", c.rule, hook.ErrInvalidEvent)
 	}
@@ -164,5 +165,5 @@ func (c *customAction) Write(e hook.Event) error {
 	if key == "" {
 		key = v.Topic
 	}
-	return c.s.w.Enqueue(op{kind: opCustom, key: key, custom: c, vals: &v})
+	return c.s.w.EnqueueContext(ctx, op{kind: opCustom, key: key, custom: c, vals: &v})
 }

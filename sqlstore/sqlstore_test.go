@@ -177,12 +177,12 @@ func TestWriteAndLookup(t *testing.T) {
 				m := &hook.Message{ID: ids.Next(), From: "p", Topic: tp, QoS: 1, Retain: true, Payload: []byte{byte(i), 0, 0xff}, Timestamp: time.Now()}
 				msgs = append(msgs, m)
 				for _, a := range []hook.WriteAction{pub, ret} {
-					if err := a.Write(&hook.PublishEvent{Message: m}); err != nil {
+					if err := a.Write(context.Background(), &hook.PublishEvent{Message: m}); err != nil {
 						t.Fatal(err)
 					}
 				}
 			}
-			if err := ack.Write(&hook.AckedEvent{ClientID: "c1", Message: msgs[0]}); err != nil {
+			if err := ack.Write(context.Background(), &hook.AckedEvent{ClientID: "c1", Message: msgs[0]}); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Flush(ctx); err != nil {
@@ -210,7 +210,7 @@ func TestWriteAndLookup(t *testing.T) {
 					t.Fatal(err)
 				}
 				var got []int
-				for _, m := range res.Messages {
+				for _, m := range res.Offline {
 					for i, x := range msgs {
 						if x.ID == m.ID {
 							got = append(got, i)
@@ -266,11 +266,11 @@ CREATE TABLE mqtt_acked (id SERIAL8 primary key, clientid character varying(64),
 	}
 	pub := a.(hook.WriteAction)
 	text := &hook.Message{ID: "m1", Topic: "t", QoS: 1, Payload: []byte("héllo 'x'"), Timestamp: time.Now()}
-	if err := pub.Write(&hook.PublishEvent{Message: text}); err != nil {
+	if err := pub.Write(context.Background(), &hook.PublishEvent{Message: text}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range [][]byte{{0}, {0xff, 0xfe}} {
-		err := pub.Write(&hook.PublishEvent{Message: &hook.Message{ID: "bin", Topic: "t", QoS: 1, Payload: p}})
+		err := pub.Write(context.Background(), &hook.PublishEvent{Message: &hook.Message{ID: "bin", Topic: "t", QoS: 1, Payload: p}})
 		if !errors.Is(err, ErrPayloadNotText) {
 			t.Errorf("Write of payload %q to a text column: %v, want ErrPayloadNotText", p, err)
 		}
@@ -289,7 +289,7 @@ CREATE TABLE mqtt_acked (id SERIAL8 primary key, clientid character varying(64),
 	}
 	a, _ = s.Prepare(&hook.Rule{Name: "pub", Point: hook.MessagePublish, Action: hook.RuleAction{Function: hook.OnMessageStore}})
 	bin := &hook.Message{ID: "m2", Topic: "t", QoS: 1, Payload: []byte{0, 0xff, 'x'}, Timestamp: time.Now()}
-	if err := a.(hook.WriteAction).Write(&hook.PublishEvent{Message: bin}); err != nil {
+	if err := a.(hook.WriteAction).Write(context.Background(), &hook.PublishEvent{Message: bin}); err != nil {
 		t.Fatal(err)
 	}
 	s.Flush(ctx)
@@ -338,7 +338,7 @@ func TestMySQLExistingEMQXTables(t *testing.T) {
 	}
 	m := &hook.Message{ID: "dup", Topic: "t", QoS: 1, Payload: []byte("x"), Timestamp: time.Now()}
 	for range 2 {
-		a.(hook.WriteAction).Write(&hook.PublishEvent{Message: m})
+		a.(hook.WriteAction).Write(context.Background(), &hook.PublishEvent{Message: m})
 		s.Flush(ctx)
 	}
 	got, err := s.Fetch(ctx, "c", "t", hook.OfflineOpts{})

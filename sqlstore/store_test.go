@@ -32,7 +32,7 @@ func writer(t *testing.T, s *Store, fn string, p hook.Point, mods ...func(*hook.
 
 func mustWrite(t *testing.T, w hook.WriteAction, e hook.Event) {
 	t.Helper()
-	if err := w.Write(e); err != nil {
+	if err := w.Write(context.Background(), e); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -94,7 +94,7 @@ func (s *suite) testCustomActions(t *testing.T) {
 			m := e.msg(tp, byte(i%3), v)
 			m.From, m.Username, m.Peerhost, m.Node = v, v, v, v
 			msgs = append(msgs, m)
-			if err := rec.Write(&hook.PublishEvent{Message: m}); err != nil {
+			if err := rec.Write(context.Background(), &hook.PublishEvent{Message: m}); err != nil {
 				t.Logf("Write refused %q: %v", v, err)
 				refused[m.ID] = true
 			}
@@ -108,7 +108,7 @@ func (s *suite) testCustomActions(t *testing.T) {
 		}
 		if canaryRetained != nil {
 			checkMessageSet(t, "retained lookup of the message retained before the custom statements ran",
-				e.fetch(e.looker(hook.SessionSubscribed, hook.OnRetainLookup), "s1", canaryRetained.Topic), canaryRetained)
+				e.retained(e.looker(hook.SessionSubscribed, hook.OnRetainLookup), "s1", canaryRetained.Topic), canaryRetained)
 		}
 	})
 	t.Run("UnknownPlaceholderRefused", func(t *testing.T) {

@@ -180,7 +180,7 @@ func (s *memStore) DeleteSubscription(ctx context.Context, clientID, topic strin
 
 type writeFunc func(hook.Event) error
 
-func (f writeFunc) Write(e hook.Event) error { return f(e) }
+func (f writeFunc) Write(_ context.Context, e hook.Event) error { return f(e) }
 
 type lookupFunc func(hook.Event) (hook.Result, error)
 
@@ -223,7 +223,11 @@ func (s *memStore) Prepare(r *hook.Rule) (hook.Action, error) {
 			ev := e.(*hook.SubscribedEvent)
 			s.ns.mu.Lock()
 			defer s.ns.mu.Unlock()
-			return hook.Result{Messages: find(s.ns, ev.ClientID, ev.Topic)}, nil
+			msgs := find(s.ns, ev.ClientID, ev.Topic)
+			if a.Function == hook.OnRetainLookup {
+				return hook.Result{Retained: msgs}, nil
+			}
+			return hook.Result{Offline: msgs}, nil
 		}
 	}
 	setPosition := func(ns *memNamespace, client string, m *hook.Message) {

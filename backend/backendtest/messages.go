@@ -359,7 +359,7 @@ func (s *suite) testFamily(t *testing.T, f family) {
 		x.acked("c1", first[len(first)-1])
 		x.publish(x.store, second...)
 		x.close()
-		if err := x.store.Write(&hook.PublishEvent{Message: x.msg("drain/late", 1, "late")}); err == nil {
+		if err := x.store.Write(context.Background(), &hook.PublishEvent{Message: x.msg("drain/late", 1, "late")}); err == nil {
 			t.Error("Write after Close returned nil; want an error wrapping hook.ErrClosed or hook.ErrDropped")
 		} else if !errors.Is(err, hook.ErrClosed) && !errors.Is(err, hook.ErrDropped) {
 			t.Errorf("Write after Close: %v; want an error wrapping hook.ErrClosed or hook.ErrDropped", err)
@@ -385,7 +385,7 @@ func (s *suite) testConcurrency(t *testing.T, f family) {
 			for k := range perPublisher {
 				m := x.msg(fmt.Sprintf("conc/p%d", i), byte(1+k%2), fmt.Sprintf("p%d-%d", i, k))
 				m.From = fmt.Sprint("pub", i)
-				if err := x.store.Write(&hook.PublishEvent{Message: m}); err != nil {
+				if err := x.store.Write(context.Background(), &hook.PublishEvent{Message: m}); err != nil {
 					t.Errorf("publisher %d: Write: %v", i, err)
 					return
 				}
@@ -406,15 +406,15 @@ func (s *suite) testConcurrency(t *testing.T, f family) {
 					t.Errorf("%s: Lookup: %v", client, err)
 					return
 				}
-				if p := orderProblem(res.Messages); p != "" {
-					t.Errorf("%s: a fetch during publishing %s:\n%s", client, p, formatMessages(res.Messages))
+				if p := orderProblem(res.Offline); p != "" {
+					t.Errorf("%s: a fetch during publishing %s:\n%s", client, p, formatMessages(res.Offline))
 					return
 				}
-				for _, m := range res.Messages {
+				for _, m := range res.Offline {
 					if prev := last[m.Topic]; prev != nil && m.ID <= prev.ID {
 						continue
 					}
-					if err := x.ackW.Write(&hook.AckedEvent{ClientID: client, Message: m}); err != nil {
+					if err := x.ackW.Write(context.Background(), &hook.AckedEvent{ClientID: client, Message: m}); err != nil {
 						t.Errorf("%s: Write(ack): %v", client, err)
 						return
 					}

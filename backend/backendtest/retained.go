@@ -13,7 +13,7 @@ func (s *suite) testRetained(t *testing.T) {
 		e := s.open(t)
 		retain := e.writer(hook.MessagePublish, hook.OnMessageRetain)
 		lookup := e.looker(hook.SessionSubscribed, hook.OnRetainLookup)
-		return e, retain, func(filter string) []*hook.Message { t.Helper(); return e.fetch(lookup, "s1", filter) }
+		return e, retain, func(filter string) []*hook.Message { t.Helper(); return e.retained(lookup, "s1", filter) }
 	}
 	retained := func(e *env, topic string, qos byte, payload string) *hook.Message {
 		m := e.msg(topic, qos, payload)

@@ -223,7 +223,7 @@ func (e *env) looker(p hook.Point, fn string, mods ...func(*hook.Rule)) hook.Loo
 
 func (e *env) write(w hook.WriteAction, ev hook.Event) {
 	e.t.Helper()
-	if err := w.Write(ev); err != nil {
+	if err := w.Write(context.Background(), ev); err != nil {
 		e.t.Fatalf("Write(%s): %v", ev.Point(), err)
 	}
 }
@@ -312,21 +312,41 @@ func (e *env) ack(w hook.WriteAction, client string, msgs ...*hook.Message) {
 	}
 }
 
-// fetch runs a session.subscribed lookup for client subscribing to filter and returns the
-// messages it answers, checking that it answers no subscriptions.
+// fetch runs a session.subscribed lookup of offline messages for client subscribing to filter
+// and returns the messages it answers (Result.Offline), checking that it answers nothing else.
 func (e *env) fetch(l hook.LookupAction, client, filter string) []*hook.Message {
 	e.t.Helper()
+	return e.messages(l, client, filter, false)
+}
+
+// retained runs a session.subscribed lookup of retained messages and returns what it answers
+// (Result.Retained), checking that it answers nothing else.
+func (e *env) retained(l hook.LookupAction, client, filter string) []*hook.Message {
+	e.t.Helper()
+	return e.messages(l, client, filter, true)
+}
+
+func (e *env) messages(l hook.LookupAction, client, filter string, retained bool) []*hook.Message {
+	e.t.Helper()
 	res := e.lookup(l, &hook.SubscribedEvent{ClientID: client, Username: "user-" + client, Topic: filter, QoS: 1})
+	got, other, want, not := res.Offline, res.Retained, "Offline", "Retained"
+	if retained {
+		got, other, want, not = res.Retained, res.Offline, "Retained", "Offline"
+	}
 	if len(res.Subscriptions) != 0 {
 		e.t.Errorf("lookup for %s subscribing to %q returned subscriptions %v; a message lookup returns messages only",
 			client, filter, res.Subscriptions)
 	}
-	for i, m := range res.Messages {
+	if len(other) != 0 {
+		e.t.Errorf("lookup for %s subscribing to %q returned messages in Result.%s, want them in Result.%s: %s",
+			client, filter, not, want, formatMessages(other))
+	}
+	for i, m := range got {
 		if m == nil {
 			e.t.Fatalf("lookup for %s subscribing to %q returned a nil message at index %d", client, filter, i)
 		}
 	}
-	return res.Messages
+	return got
 }
 
 // checkMessages reports an error unless got holds exactly want, in that order. Messages are

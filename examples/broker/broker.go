@@ -299,13 +299,13 @@ func start(ctx context.Context, cfg config) (_ *broker, err error) {
 		}
 	}()
 	server := mqtt.New(&mqtt.Options{Logger: log})
-	h := mochihook.New(server, d, mochihook.Options{Node: cfg.Node, IDs: ids})
+	h := mochihook.New(server, d, mochihook.Options{})
 	for _, s := range specs {
 		store, err := s.open(ctx, cfg, log, h)
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", s.Name, err)
 		}
-		if err := d.Register(s.Name, store, s.Rules...); err != nil {
+		if err := d.Register(context.Background(), s.Name, store, s.Rules...); err != nil {
 			return nil, errors.Join(err, store.Close(ctx))
 		}
 		log.Info("store ready", "store", s.Name, "kind", s.Kind, "rules", len(s.Rules))

@@ -25,7 +25,7 @@ func (discardWrites) Close(context.Context) error { return nil }
 func benchHook(b *testing.B) (*Hook, *mqtt.Client) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d := hook.NewDispatcher(hook.DispatcherOptions{Logger: log})
-	err := d.Register("discard", discardWrites{},
+	err := d.Register(context.Background(), "discard", discardWrites{},
 		hook.Rule{Point: hook.MessagePublish, Topic: "#", Action: hook.RuleAction{Function: hook.OnMessagePublish}},
 		hook.Rule{Point: hook.MessageDeliver, Topic: "#", Action: hook.RuleAction{SQL: []string{"x"}}},
 		hook.Rule{Point: hook.MessageAcked, Topic: "#", Action: hook.RuleAction{Function: hook.OnMessageAcked}})
@@ -33,7 +33,7 @@ func benchHook(b *testing.B) (*Hook, *mqtt.Client) {
 		b.Fatal(err)
 	}
 	server := mqtt.New(&mqtt.Options{Logger: log})
-	h := New(server, d, Options{Node: "bench", Logger: log})
+	h := New(server, d, Options{Logger: log})
 	cl := server.NewClient(nil, "t", "c", false)
 	cl.Net.Remote = "127.0.0.1:50000"
 	h.conns.Store(cl.ID, newConn(cl, false))

@@ -2,8 +2,6 @@ package mochihook
 
 import (
 	"errors"
-	"maps"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,8 +64,15 @@ func (h *Hook) subscribed(cl *mqtt.Client, c *conn, sub packets.Subscription, mo
 	}
 	noRetained := sub.RetainHandling == 2
 	var dup func(*hook.Message) bool
-	for _, m := range res.Messages {
-		if m.Retain && noRetained || sub.NoLocal && m.From == cl.ID || !topic.Match(sub.Filter, m.Topic) {
+	// Offline messages go to an established subscription: RETAIN 0 (MQTT-3.3.1-9), whatever
+	// the Retain Handling. Retained messages: RETAIN 1, unless Retain Handling 2.
+	offline := len(res.Offline)
+	all := res.Offline
+	if !noRetained {
+		all = append(all[:offline:offline], res.Retained...)
+	}
+	for i, m := range all {
+		if sub.NoLocal && m.From == cl.ID || !topic.Match(sub.Filter, m.Topic) {
 			continue // the last: a store's mistake must not reach a client that did not ask
 		}
 		if dup == nil {
@@ -77,14 +82,14 @@ func (h *Hook) subscribed(cl *mqtt.Client, c *conn, sub packets.Subscription, mo
 			continue
 		}
 		pk := packets.Packet{
-			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: m.Retain},
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: i >= offline},
 			TopicName:   m.Topic,
 			Payload:     m.Payload,
 			Origin:      m.From,
 			Created:     time.Now().Unix(),
 		}
-		for _, k := range slices.Sorted(maps.Keys(m.Properties)) {
-			pk.Properties.User = append(pk.Properties.User, packets.UserProperty{Key: k, Val: m.Properties[k]})
+		for _, p := range m.UserProperties {
+			pk.Properties.User = append(pk.Properties.User, packets.UserProperty{Key: p.Key, Val: p.Value})
 		}
 		stamp(&pk, m)
 		if err := h.send(cl, c, sub, pk); err != nil {

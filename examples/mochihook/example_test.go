@@ -33,7 +33,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	d := hook.NewDispatcher(hook.DispatcherOptions{Node: "node1"})
-	err = d.Register("sqlite", store,
+	err = d.Register(context.Background(), "sqlite", store,
 		hook.Rule{Point: hook.MessagePublish, Topic: "#", Action: hook.RuleAction{Function: hook.OnMessageRetain}},
 		hook.Rule{Point: hook.SessionSubscribed, Topic: "#", Action: hook.RuleAction{Function: hook.OnRetainLookup}})
 	if err != nil {
@@ -43,7 +43,7 @@ func Example() {
 	// The broker, with the hook.
 	server := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
 	_ = server.AddHook(new(auth.AllowHook), nil)
-	_ = server.AddHook(mochihook.New(server, d, mochihook.Options{Node: "node1"}), nil)
+	_ = server.AddHook(mochihook.New(server, d, mochihook.Options{}), nil)
 	_ = server.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"}))
 	if err := server.Serve(); err != nil {
 		log.Fatal(err)

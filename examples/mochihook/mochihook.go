@@ -63,13 +63,10 @@ import (
 )
 
 // Options configure a Hook. The zero value is ready to use.
+//
+// The broker's node name and the IDs of published messages come from the dispatcher
+// (DispatcherOptions.Node and IDs): one node, one source of order.
 type Options struct {
-	// Node is the broker's node name, recorded with client states and messages.
-	Node string
-	// IDs makes the IDs of published messages. Nil means hook.NewIDGenerator(Node). Give the
-	// dispatcher the same generator (DispatcherOptions.IDs) so that one node has one source of
-	// order.
-	IDs *hook.IDGenerator
 	// Logger receives failed actions and deliveries. Nil means the logger mochi gives its
 	// hooks (the server's, with hook=mqttstore).
 	Logger *slog.Logger
@@ -102,10 +99,7 @@ type Hook struct {
 // New returns a hook that dispatches server's events to d. The caller keeps d: close it after
 // the server (server.Close waits for every client's disconnect to be dispatched).
 func New(server *mqtt.Server, d *hook.Dispatcher, opts Options) *Hook {
-	h := &Hook{server: server, d: d, ids: opts.IDs, node: opts.Node, logger: opts.Logger, maxTracked: opts.MaxTracked}
-	if h.ids == nil {
-		h.ids = hook.NewIDGenerator(opts.Node)
-	}
+	h := &Hook{server: server, d: d, ids: d.IDs(), node: d.Node(), logger: opts.Logger, maxTracked: opts.MaxTracked}
 	if h.maxTracked <= 0 {
 		h.maxTracked = int(server.Options.Capabilities.MaximumInflight)
 	}
@@ -318,11 +312,8 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		// The embedding program's buffer (Server.Publish): stores may keep the payload.
 		m.Payload = append([]byte(nil), pk.Payload...)
 	}
-	if len(pk.Properties.User) > 0 {
-		m.Properties = make(map[string]string, len(pk.Properties.User))
-		for _, p := range pk.Properties.User {
-			m.Properties[p.Key] = p.Val
-		}
+	for _, p := range pk.Properties.User {
+		m.UserProperties = append(m.UserProperties, hook.UserProperty{Key: p.Key, Value: p.Val})
 	}
 	stamp(&pk, m)
 	h.logErr(h.d.MessagePublish(h.ctx, &hook.PublishEvent{Message: m}), hook.MessagePublish, cl)

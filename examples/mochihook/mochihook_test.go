@@ -37,7 +37,7 @@ type recorder struct {
 
 type writeFunc func(hook.Event) error
 
-func (f writeFunc) Write(e hook.Event) error { return f(e) }
+func (f writeFunc) Write(_ context.Context, e hook.Event) error { return f(e) }
 
 type lookupFunc func(context.Context, hook.Event) (hook.Result, error)
 
@@ -64,7 +64,16 @@ func (r *recorder) Prepare(rule *hook.Rule) (hook.Action, error) {
 		case *hook.SubscribedEvent:
 			r.events = append(r.events, e)
 			if r.fetch != nil {
-				return hook.Result{Messages: r.fetch(e, r.publishedLocked())}, nil
+				// What a retained lookup would answer goes in Retained, the rest in Offline.
+				var res hook.Result
+				for _, m := range r.fetch(e, r.publishedLocked()) {
+					if m.Retain {
+						res.Retained = append(res.Retained, m)
+					} else {
+						res.Offline = append(res.Offline, m)
+					}
+				}
+				return res, nil
 			}
 		}
 		return hook.Result{}, nil
@@ -118,14 +127,14 @@ func startBroker(t *testing.T, rec *recorder) *broker {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d := hook.NewDispatcher(hook.DispatcherOptions{Logger: log, Node: "test"})
-	if err := d.Register("rec", rec, recorderRules...); err != nil {
+	if err := d.Register(context.Background(), "rec", rec, recorderRules...); err != nil {
 		t.Fatal(err)
 	}
 	server := mqtt.New(&mqtt.Options{InlineClient: true, Logger: log})
 	if err := server.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	h := New(server, d, Options{Node: "test"})
+	h := New(server, d, Options{})
 	if err := server.AddHook(h, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +244,7 @@ func TestStoredSubscriptionsApplied(t *testing.T) {
 
 func TestStoredMessagesDelivered(t *testing.T) {
 	stored := []*hook.Message{
-		{ID: "id1", Topic: "x/1", QoS: 1, Payload: []byte("one"), Properties: map[string]string{"k": "v"}},
+		{ID: "id1", Topic: "x/1", QoS: 1, Payload: []byte("one"), UserProperties: []hook.UserProperty{{Key: "k", Value: "v"}, {Key: "k", Value: "w"}, {Key: "a", Value: "b"}}},
 		{ID: "id2", Topic: "x/2", QoS: 2, Payload: []byte("two")},
 		{ID: "id3", Topic: "x/1", QoS: 0, Payload: []byte("three")},
 		{ID: "id4", Topic: "x/3", QoS: 1, Retain: true, Payload: []byte("four")},
