@@ -1,9 +1,12 @@
-// Package backend is the contract every store implements on top of package hook (whose
-// LookupFunction describes the built-in functions), the options all stores share, the
-// asynchronous batching Writer they all use, and the loader of EMQX 4.x backend configuration.
+// Package backend holds the helpers every store builds on, on top of the contract in package
+// hook (hook.Backend, the actions, the sentinel errors): the options all stores share, the
+// asynchronous batching Writer they all use, the capability interfaces, the loader of EMQX 4.x
+// backend configuration, and the registry through which a broker opens any store from an EMQX
+// pool (Register, Open), as database/sql opens drivers.
 //
 // A store implements hook.Backend. Its optional capabilities are the interfaces below, found by
-// type assertion: StatsReporter, ClientStateReader, SubscriptionStore, Pinger, and hook.Flusher.
+// type assertion: StatsReporter, ClientStateReader, SubscriptionStore, Pinger, and hook's
+// Activator and Flusher.
 package backend
 
 import (

@@ -2,6 +2,8 @@ package backend
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -326,4 +328,65 @@ func (s Settings) Duration(key string, def, unit time.Duration) (time.Duration, 
 		return def, s.errorf(key, v, "%w", err)
 	}
 	return d, nil
+}
+
+// NewPool returns a pool with the given settings, for a program that configures a store in
+// code rather than with a configuration file.
+func NewPool(name string, settings map[string]string) *Pool {
+	p := &Pool{Name: name, Settings: newSettings("pool " + name + ": ")}
+	for k, v := range settings {
+		p.values[k] = setting{value: v}
+	}
+	return p
+}
+
+// CheckKeys returns a *ConfigError wrapping hook.ErrConfig for the first key (in sorted order)
+// that is set but not in known: a misspelt setting ("sever", "pool_szie") must not silently
+// mean its default.
+func (s Settings) CheckKeys(known ...string) error {
+	for _, k := range s.Keys() {
+		if !slices.Contains(known, k) {
+			return s.errorf(k, s.values[k], "%w: unknown setting (known here: %s)", hook.ErrConfig, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+// TLSKeys are the settings TLS reads, as EMQX names them.
+var TLSKeys = []string{"ssl", "keyfile", "certfile", "cacertfile"}
+
+// TLS returns the TLS configuration of the settings ssl, keyfile and certfile (a client
+// certificate) and cacertfile (the CAs that verify the server; default: the system's), or nil
+// when ssl is false (the default) and none of the files is set.
+func (s Settings) TLS() (*tls.Config, error) {
+	ssl, err := s.Bool("ssl", false)
+	if err != nil {
+		return nil, err
+	}
+	key, cert, ca := s.String("keyfile", ""), s.String("certfile", ""), s.String("cacertfile", "")
+	if !ssl && key == "" && cert == "" && ca == "" {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if key != "" || cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			v, _ := s.get("certfile")
+			return nil, s.errorf("certfile", v, "%w: %w", hook.ErrConfig, err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			v, _ := s.get("cacertfile")
+			return nil, s.errorf("cacertfile", v, "%w: %w", hook.ErrConfig, err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			v, _ := s.get("cacertfile")
+			return nil, s.errorf("cacertfile", v, "%w: no PEM certificate in %s", hook.ErrConfig, ca)
+		}
+	}
+	return c, nil
 }

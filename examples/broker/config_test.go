@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -37,24 +41,21 @@ func TestSpecs(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		cfg   config
-		kind  string
-		dsn   string
+		store string
+		dsn   string // the -dsn override
 		pool  int
 		rules int
 	}{
-		{"default", config{}, "sqlite", "data/mqttstore.db", 0, 10},
+		{"default", config{}, "sqlite", "", 0, 10},
 		{"default on postgres", config{Store: "postgres", DSN: "postgres://u@h/db"}, "postgres", "postgres://u@h/db", 0, 10},
 		{"default in another file", config{DSN: "/tmp/x.db"}, "sqlite", "/tmp/x.db", 0, 10},
-		{"default redis", config{Store: "redis"}, "redis", "127.0.0.1:6379", 0, 12},
+		{"default redis", config{Store: "redis"}, "redis", "", 0, 12},
 		{"default redis elsewhere", config{Store: "redis", DSN: "10.0.0.1:6379"}, "redis", "10.0.0.1:6379", 0, 12},
-		{"EMQX pgsql", config{ConfigFile: emqxConfig(t, "pgsql-1.conf", "pgsql-2.conf")},
-			"postgres", "postgres://root:public@127.0.0.1:5432/mqtt?sslmode=disable", 8, 10},
-		{"EMQX mysql", config{ConfigFile: emqxConfig(t, "mysql-1.conf", "mysql-2.conf")},
-			"mysql", "root:public@tcp(127.0.0.1:3306)/mqtt", 8, 10},
+		{"EMQX pgsql", config{ConfigFile: emqxConfig(t, "pgsql-1.conf", "pgsql-2.conf")}, "pgsql", "", 8, 10},
+		{"EMQX mysql", config{ConfigFile: emqxConfig(t, "mysql-1.conf", "mysql-2.conf")}, "mysql", "", 8, 10},
 		{"EMQX pgsql, -dsn", config{ConfigFile: emqxConfig(t, "pgsql-1.conf", "pgsql-2.conf"), DSN: "postgres://elsewhere/db"},
-			"postgres", "postgres://elsewhere/db", 8, 10},
-		{"EMQX redis", config{ConfigFile: emqxConfig(t, "redis-1.conf", "redis-2.conf", "redis-3.conf")},
-			"redis", "127.0.0.1:6379", 8, 13},
+			"pgsql", "postgres://elsewhere/db", 8, 10},
+		{"EMQX redis", config{ConfigFile: emqxConfig(t, "redis-1.conf", "redis-2.conf", "redis-3.conf")}, "redis", "", 8, 13},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			specs, err := tc.cfg.specs()
@@ -69,9 +70,9 @@ func TestSpecs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Kind != tc.kind || s.DSN != tc.dsn || pool != tc.pool || len(s.Rules) != tc.rules {
+			if s.Store != tc.store || s.DSN != tc.dsn || pool != tc.pool || len(s.Rules) != tc.rules {
 				t.Errorf("got %v %q pool %d, %d rules; want %v %q pool %d, %d rules",
-					s.Kind, s.DSN, pool, len(s.Rules), tc.kind, tc.dsn, tc.pool, tc.rules)
+					s.Store, s.DSN, pool, len(s.Rules), tc.store, tc.dsn, tc.pool, tc.rules)
 			}
 			for _, r := range s.Rules {
 				if err := r.Validate(); err != nil {
@@ -98,25 +99,16 @@ backend.sqlite.hook.message.acked.1 = {"topic": "#", "action": {"function": "on_
 		t.Fatal(err)
 	}
 	type got struct {
-		name, dsn string
-		rules     int
+		name, server string
+		rules        int
 	}
 	var all []got
 	for _, s := range specs {
-		all = append(all, got{s.Name, s.DSN, len(s.Rules)})
+		all = append(all, got{s.Name, s.Pool.String("server", s.Pool.String("database", "")), len(s.Rules)})
 	}
-	want := []got{
-		{"pgsql.pool1", "postgres://db1:5432/?sslmode=disable", 1},
-		{"pgsql.pool2", "postgres://db2:5432/?sslmode=require", 2},
-		{"sqlite.pool1", "local.db", 1},
-	}
-	if len(all) != len(want) {
-		t.Fatalf("stores %v, want %v", all, want)
-	}
-	for i := range want {
-		if all[i] != want[i] {
-			t.Errorf("store %d: %v, want %v", i, all[i], want[i])
-		}
+	want := []got{{"pgsql.pool1", "db1:5432", 1}, {"pgsql.pool2", "db2:5432", 2}, {"sqlite.pool1", "local.db", 1}}
+	if !slices.Equal(all, want) {
+		t.Errorf("stores %v, want %v", all, want)
 	}
 	if specs[1].Rules[0].Point != hook.MessagePublish || specs[1].Rules[1].Topic != "b/#" {
 		t.Errorf("pool2 rules %+v", specs[1].Rules)
@@ -126,6 +118,8 @@ backend.sqlite.hook.message.acked.1 = {"topic": "#", "action": {"function": "on_
 	}
 }
 
+// Configuration mistakes are errors: some when the configuration is read, the others when the
+// store opens (before it connects).
 func TestSpecsErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -134,17 +128,28 @@ func TestSpecsErrors(t *testing.T) {
 	}{
 		{"store without DSN", config{Store: "postgres"}, "-store postgres needs -dsn"},
 		{"unknown store", config{Store: "oracle", DSN: "x"}, `-store: unknown store "oracle"`},
-		{"unknown section", config{ConfigFile: writeConfig(t, `backend.mongo.hook.message.publish.1 = {"action": {"function": "on_message_publish"}, "pool": "pool1"}`)},
-			`backend.mongo: unknown store "mongo"`},
-		{"redis without a server", config{ConfigFile: emqxConfig(t, "redis-2.conf")}, "store redis.pool1: no connection"},
+		{"unknown section", config{ConfigFile: writeConfig(t, `backend.nosql.hook.message.publish.1 = {"action": {"function": "on_message_publish"}, "pool": "pool1"}`)},
+			`backend.nosql: unknown store "nosql"`},
+		{"redis cluster without servers", config{ConfigFile: writeConfig(t, "backend.redis.pool1.type = cluster\n"+
+			`backend.redis.hook.message.publish.1 = {"action": {"function": "on_message_publish"}, "pool": "pool1"}`)}, "no addresses"},
 		{"no rules", config{ConfigFile: emqxConfig(t, "pgsql-1.conf")}, "no rules"},
-		{"no connection", config{ConfigFile: emqxConfig(t, "pgsql-2.conf")}, "store pgsql.pool1: no connection"},
+		{"no connection", config{ConfigFile: emqxConfig(t, "pgsql-2.conf")}, "no connection"},
+		{"misspelt pool setting", config{ConfigFile: writeConfig(t, "backend.pgsql.pool1.sever = db1:5432\n"+
+			`backend.pgsql.hook.message.publish.1 = {"action": {"function": "on_message_publish"}, "pool": "pool1"}`)},
+			"backend.pgsql.pool1.sever: invalid config: unknown setting"},
 		{"bad rule", config{ConfigFile: writeConfig(t, `backend.sqlite.hook.message.publish.1 = {"action": {"function": "on_nothing"}}`)},
 			"line 1"},
 		{"missing file", config{ConfigFile: filepath.Join(t.TempDir(), "none.conf")}, "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := tc.cfg.specs()
+			specs, err := tc.cfg.specs()
+			for _, s := range specs {
+				var b hook.Backend
+				if b, err = s.open(context.Background(), tc.cfg, slog.New(slog.DiscardHandler), nil); err == nil {
+					b.Close(context.Background())
+					err = fmt.Errorf("store %s opened", s.Name)
+				}
+			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}

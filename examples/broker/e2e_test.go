@@ -119,7 +119,13 @@ func (tg *target) start(t *testing.T) *broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close(context.Background()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Logf("closing the broker: %v", err)
+		}
+	})
 	return b
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -33,7 +34,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	d := hook.NewDispatcher(hook.DispatcherOptions{Node: "node1"})
-	err = d.Register(context.Background(), "sqlite", store,
+	err = d.Register(ctx, "sqlite", store,
 		hook.Rule{Point: hook.MessagePublish, Topic: "#", Action: hook.RuleAction{Function: hook.OnMessageRetain}},
 		hook.Rule{Point: hook.SessionSubscribed, Topic: "#", Action: hook.RuleAction{Function: hook.OnRetainLookup}})
 	if err != nil {
@@ -43,7 +44,8 @@ func Example() {
 	// The broker, with the hook.
 	server := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
 	_ = server.AddHook(new(auth.AllowHook), nil)
-	_ = server.AddHook(mochihook.New(server, d, mochihook.Options{}), nil)
+	h := mochihook.New(server, d, mochihook.Options{})
+	_ = server.AddHook(h, nil)
 	_ = server.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"}))
 	if err := server.Serve(); err != nil {
 		log.Fatal(err)
@@ -53,8 +55,9 @@ func Example() {
 	_ = server.Publish("sensors/1/temp", []byte("21.5"), true, 1)
 
 	// Shut down: the broker first, then the dispatcher, which writes out the store's queue.
-	server.Close()
-	if err := d.Close(ctx); err != nil {
+	shutdownCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := h.Shutdown(shutdownCtx); err != nil {
 		log.Fatal(err)
 	}
 

@@ -128,10 +128,27 @@ func (h *Hook) SetOpts(l *slog.Logger, o *mqtt.HookOptions) {
 	}
 }
 
-// Stop cancels the lookups in progress. It does not close the dispatcher.
+// Stop cancels the lookups in progress and any hook call waiting for room in a full write
+// queue. mochi calls it at the end of server.Close; it does not close the dispatcher.
 func (h *Hook) Stop() error {
 	h.cancel()
 	return nil
+}
+
+// Shutdown stops the broker and then the stores, within ctx: it disconnects every client
+// (server.Close, which returns once each client's hook calls have returned), then closes the
+// dispatcher (d.Close(ctx)), which writes out what the stores have queued.
+//
+// ctx's deadline is a hard limit. When ctx is done, the hook calls still waiting for room in a
+// full write queue (the database is down or slow and the stores block on overflow) give up,
+// their writes counted as dropped, so that server.Close can return; and d.Close gives up too,
+// counting what it could not write (its error says how many). Without this, a full queue would
+// keep server.Close waiting for client goroutines that only d.Close could free.
+func (h *Hook) Shutdown(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, h.cancel)
+	defer stop()
+	h.server.Close()
+	return h.d.Close(ctx)
 }
 
 func (h *Hook) log() *slog.Logger {
@@ -177,7 +194,7 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 }
 
 // ErrNotConnected is returned by Subscribe and Unsubscribe for a client that is not connected.
-var ErrNotConnected = errors.New("mochihook: client not connected")
+var ErrNotConnected = fmt.Errorf("mochihook: client not connected: %w", hook.ErrNotFound)
 
 // Subscribe subscribes the connected client clientID to sub, as if it had subscribed itself:
 // session.subscribed is dispatched, and the stored messages the lookups return and the

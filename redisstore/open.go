@@ -1,0 +1,72 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/mqttstore/mqttstore/backend"
+	"github.com/mqttstore/mqttstore/hook"
+)
+
+func init() {
+	backend.Register(openPool, "redis")
+}
+
+// poolKeys are the pool settings openPool reads: EMQX's type (single, sentinel or cluster),
+// server (a comma-separated list for cluster and sentinel), sentinel (the master name),
+// pool_size, database, password and channel (the SUB/UNSUB control channel; none without it),
+// and prefix (put before every key; not EMQX's).
+var poolKeys = []string{"type", "server", "sentinel", "pool_size", "database", "password", "channel", "prefix"}
+
+// openPool opens a Redis store from an EMQX pool (backend.Open). pc.DSN, when set, replaces
+// the server list. Control requests on the channel go to pc.Broker; one for a client that is
+// not connected is only recorded (in mqtt:sub:<clientid>, which on_subscribe_lookup applies
+// when the client connects).
+func openPool(ctx context.Context, pc backend.PoolConfig) (hook.Backend, error) {
+	p := pc.Pool
+	if err := p.CheckKeys(poolKeys...); err != nil {
+		return nil, err
+	}
+	mode, err := ParseMode(p.String("type", "single"))
+	if err != nil {
+		return nil, err
+	}
+	db, err := p.Int("database", 0)
+	if err != nil {
+		return nil, err
+	}
+	cfg := Config{
+		Mode:       mode,
+		Addrs:      p.List("server"),
+		MasterName: p.String("sentinel", ""),
+		Password:   p.String("password", ""),
+		DB:         db,
+		Prefix:     p.String("prefix", ""),
+		Options:    pc.Options,
+	}
+	if pc.DSN != "" {
+		cfg.Addrs = backend.NewPool("dsn", map[string]string{"server": pc.DSN}).List("server")
+	}
+	if cfg.Channel = p.String("channel", ""); cfg.Channel != "" && pc.Broker != nil {
+		log := pc.Options.WithDefaults().Logger
+		cfg.OnControl = func(_ context.Context, c Control) error {
+			var err error
+			switch c.Type {
+			case Subscribe:
+				err = pc.Broker.Subscribe(c.ClientID, hook.Subscription{Topic: c.Topic, QoS: c.QoS})
+			case Unsubscribe:
+				err = pc.Broker.Unsubscribe(c.ClientID, c.Topic)
+			}
+			if errors.Is(err, hook.ErrNotFound) {
+				log.Debug("control request for a client that is not connected", "client", c.ClientID, "type", c.Type, "topic", c.Topic)
+				return nil
+			}
+			return err
+		}
+	}
+	s, err := Open(ctx, cfg)
+	if err != nil {
+		return nil, err // not a nil *Store in a non-nil hook.Backend
+	}
+	return s, nil
+}
