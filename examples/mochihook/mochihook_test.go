@@ -33,6 +33,9 @@ type recorder struct {
 	events []hook.Event
 	subs   func(clientID string) []hook.Subscription                                // on_subscribe_lookup
 	fetch  func(e *hook.SubscribedEvent, published []*hook.Message) []*hook.Message // on_message_fetch
+	// offline makes fetch's messages all offline ones; otherwise those with the retain flag
+	// are answered as retained messages (on_retain_lookup).
+	offline bool
 }
 
 type writeFunc func(hook.Event) error
@@ -67,7 +70,7 @@ func (r *recorder) Prepare(rule *hook.Rule) (hook.Action, error) {
 				// What a retained lookup would answer goes in Retained, the rest in Offline.
 				var res hook.Result
 				for _, m := range r.fetch(e, r.publishedLocked()) {
-					if m.Retain {
+					if m.Retain && !r.offline {
 						res.Retained = append(res.Retained, m)
 					} else {
 						res.Offline = append(res.Offline, m)
@@ -275,6 +278,22 @@ func TestStoredMessagesDelivered(t *testing.T) {
 	}
 	if got := other.Barrier(t, "x/barrier"); len(got) != 0 {
 		t.Errorf("another subscriber received %v", got)
+	}
+}
+
+// A stored message that was published with the retain flag is an offline message all the
+// same: it goes to the established subscription with RETAIN 0 (MQTT-3.3.1-9), and a
+// subscription with Retain Handling 2 (no retained messages) still gets it.
+func TestOfflineMessagesCarryNoRetainFlag(t *testing.T) {
+	rec := &recorder{offline: true, fetch: func(e *hook.SubscribedEvent, _ []*hook.Message) []*hook.Message {
+		return []*hook.Message{{ID: "id1", Topic: "o/1", QoS: 1, Retain: true, Payload: []byte("stored while offline")}}
+	}}
+	b := startBroker(t, rec)
+	sub := mqtttest.Connect(t, b.addr, "sub", true)
+	sub.MustSubscribe(t, "o/#", 1)
+	want := []mqtttest.Received{{Topic: "o/1", Payload: "stored while offline", QoS: 1}}
+	if got := sub.Barrier(t, "o/barrier"); !slices.Equal(got, want) {
+		t.Errorf("received %v, want %v (RETAIN 0)", got, want)
 	}
 }
 
