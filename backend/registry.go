@@ -47,36 +47,55 @@ type BrokerControl interface {
 // Opener opens a store for one pool. It returns a backend that owns its connections.
 type Opener func(ctx context.Context, pc PoolConfig) (hook.Backend, error)
 
+// Driver is a store as the registry knows it.
+type Driver struct {
+	// Open opens the store for a pool. Required.
+	Open Opener
+	// Config is the store's default configuration in the EMQX format: its pool settings for a
+	// local server and the spec's rule list, what a broker runs when told only the store's
+	// name (examples/broker -store NAME). Optional.
+	Config []byte
+}
+
 var registry = struct {
 	sync.RWMutex
-	openers map[string]Opener
-}{openers: make(map[string]Opener)}
+	drivers map[string]Driver
+}{drivers: make(map[string]Driver)}
 
 // Register makes a store available to Open under the configuration section names given
-// (lower case; e.g. "pgsql", "postgres"), as database/sql's Register does for drivers. Stores
-// call it from an init function, so importing a store's package is what makes it available.
-// It panics if open is nil or a name is taken: both are programming errors.
-func Register(open Opener, names ...string) {
-	if open == nil {
-		panic("backend.Register: nil Opener")
+// (case-insensitive; e.g. "pgsql", "postgres"), as database/sql's Register does for drivers.
+// Stores call it from an init function, so importing a store's package is what makes it
+// available. It panics if d.Open is nil or a name is taken: both are programming errors.
+func Register(d Driver, names ...string) {
+	if d.Open == nil {
+		panic("backend.Register: nil Open")
 	}
 	registry.Lock()
 	defer registry.Unlock()
 	for _, n := range names {
 		n = strings.ToLower(n)
-		if _, dup := registry.openers[n]; dup {
+		if _, dup := registry.drivers[n]; dup {
 			panic("backend.Register: store " + n + " registered twice")
 		}
-		registry.openers[n] = open
+		registry.drivers[n] = d
 	}
+}
+
+// DefaultConfig returns the default configuration of the store registered as name (see
+// Driver.Config), and whether there is one.
+func DefaultConfig(name string) ([]byte, bool) {
+	registry.RLock()
+	defer registry.RUnlock()
+	d := registry.drivers[strings.ToLower(name)]
+	return d.Config, d.Config != nil
 }
 
 // Stores returns the names registered, sorted.
 func Stores() []string {
 	registry.RLock()
 	defer registry.RUnlock()
-	names := make([]string, 0, len(registry.openers))
-	for n := range registry.openers {
+	names := make([]string, 0, len(registry.drivers))
+	for n := range registry.drivers {
 		names = append(names, n)
 	}
 	slices.Sort(names)
@@ -88,7 +107,7 @@ func Stores() []string {
 // or when the settings cannot be used.
 func Open(ctx context.Context, pc PoolConfig) (hook.Backend, error) {
 	registry.RLock()
-	open := registry.openers[strings.ToLower(pc.Store)]
+	open := registry.drivers[strings.ToLower(pc.Store)].Open
 	registry.RUnlock()
 	if open == nil {
 		return nil, fmt.Errorf("backend: open %q: %w: no such store (registered: %s; import the store's package)",

@@ -17,12 +17,18 @@ func (nopBackend) Prepare(*hook.Rule) (hook.Action, error) { return nil, hook.Er
 func (nopBackend) Close(context.Context) error             { return nil }
 
 func TestRegistry(t *testing.T) {
-	backend.Register(func(_ context.Context, pc backend.PoolConfig) (hook.Backend, error) {
+	backend.Register(backend.Driver{Open: func(_ context.Context, pc backend.PoolConfig) (hook.Backend, error) {
 		if pc.Pool.String("fail", "") != "" {
 			return nil, errors.New("refused")
 		}
 		return nopBackend{pc}, nil
-	}, "registry-test", "Registry-Test-Alias")
+	}, Config: []byte("backend.registry-test.pool1.x = 1\n")}, "registry-test", "Registry-Test-Alias")
+	if c, ok := backend.DefaultConfig("registry-test-ALIAS"); !ok || string(c) != "backend.registry-test.pool1.x = 1\n" {
+		t.Errorf("DefaultConfig = %q, %v", c, ok)
+	}
+	if _, ok := backend.DefaultConfig("nosuch"); ok {
+		t.Error("DefaultConfig of an unknown store found one")
+	}
 	if names := backend.Stores(); !slices.Contains(names, "registry-test") || !slices.Contains(names, "registry-test-alias") {
 		t.Errorf("Stores() = %v, want both names, lower case", names)
 	}
@@ -53,9 +59,9 @@ func TestRegistry(t *testing.T) {
 
 	for name, register := range map[string]func(){
 		"twice": func() {
-			backend.Register(func(context.Context, backend.PoolConfig) (hook.Backend, error) { return nil, nil }, "registry-test")
+			backend.Register(backend.Driver{Open: func(context.Context, backend.PoolConfig) (hook.Backend, error) { return nil, nil }}, "registry-test")
 		},
-		"nil": func() { backend.Register(nil, "registry-test-nil") },
+		"nil": func() { backend.Register(backend.Driver{}, "registry-test-nil") },
 	} {
 		func() {
 			defer func() {

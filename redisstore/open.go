@@ -2,14 +2,21 @@ package redisstore
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 
 	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
 )
 
+// defaultConfig is the registry's default configuration: a local Redis, the SUB/UNSUB channel
+// mqtt_channel, and the spec's Redis rule list.
+//
+//go:embed default.conf
+var defaultConfig []byte
+
 func init() {
-	backend.Register(openPool, "redis")
+	backend.Register(backend.Driver{Open: openPool, Config: defaultConfig}, "redis")
 }
 
 // poolKeys are the pool settings openPool reads: EMQX's type (single, sentinel or cluster),

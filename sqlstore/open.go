@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"net/url"
 	"os"
@@ -14,8 +15,15 @@ import (
 	"github.com/mqttstore/mqttstore/hook"
 )
 
+// defaultConfig is the registry's default configuration for every SQL name: a SQLite file,
+// data/mqttstore.db, and the spec's MySQL/PostgreSQL rule list.
+//
+//go:embed default.conf
+var defaultConfig []byte
+
 func init() {
-	backend.Register(openPool, "sqlite", "sqlite3", "mysql", "mariadb", "pgsql", "postgres", "postgresql")
+	backend.Register(backend.Driver{Open: openPool, Config: defaultConfig},
+		"sqlite", "sqlite3", "mysql", "mariadb", "pgsql", "postgres", "postgresql")
 }
 
 // poolKeys are the pool settings the SQL stores read: EMQX's (server, pool_size, username or

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,20 +24,11 @@ import (
 	_ "github.com/mqttstore/mqttstore/sqlstore"   // registers "sqlite", "pgsql", "mysql" and their aliases
 )
 
-// defaultConfig is the configuration without -config: SQLite, and the spec's MySQL/PostgreSQL
-// rule list; defaultRedisConfig is the one for -store redis: the spec's Redis rule list.
-var (
-	//go:embed default.conf
-	defaultConfig []byte
-	//go:embed default-redis.conf
-	defaultRedisConfig []byte
-)
-
 // config is what the flags say.
 type config struct {
 	Listen     string // TCP address of the MQTT listener
 	Node       string
-	ConfigFile string // EMQX backend configuration; "" means defaultConfig (or defaultRedisConfig)
+	ConfigFile string // EMQX backend configuration; "" means the store's default (backend.DefaultConfig)
 	// Store and DSN, when set, replace the store and the connection of the configuration's
 	// only pool, keeping its rules.
 	Store string
@@ -58,17 +48,28 @@ type storeSpec struct {
 	DSN   string // -dsn: replaces the pool's connection settings
 }
 
-// defaultText returns the configuration to use without -config.
+// defaultStore is the store without -config or -store: SQLite in data/.
+const defaultStore = "sqlite"
+
+// defaultText returns the configuration to use without -config: the default configuration
+// the store -store names registered (backend.Driver.Config; the SQL stores share theirs,
+// SQLite in data/ with the spec's SQL rules, which -store and -dsn point elsewhere), nil for
+// an unknown store.
 func (c config) defaultText() []byte {
-	if strings.EqualFold(c.Store, "redis") {
-		return defaultRedisConfig
+	name := c.Store
+	if name == "" {
+		name = defaultStore
 	}
-	return defaultConfig
+	text, _ := backend.DefaultConfig(name)
+	return text
 }
 
 // specs returns the stores the configuration names, one per section and pool with rules.
 func (c config) specs() ([]storeSpec, error) {
 	text, source := c.defaultText(), "default configuration"
+	if c.ConfigFile == "" && text == nil {
+		return nil, fmt.Errorf("-store: unknown store %q (this broker has %s)", c.Store, strings.Join(backend.Stores(), ", "))
+	}
 	if c.ConfigFile != "" {
 		var err error
 		if text, err = os.ReadFile(c.ConfigFile); err != nil {

@@ -83,7 +83,7 @@ func redisTarget(t *testing.T) *target {
 	conf := strings.NewReplacer(
 		"pool1.server = 127.0.0.1:6379", "pool1.server = "+rc.Addrs[0],
 		"pool1.channel = mqtt_channel", "pool1.channel = "+tg.channel(),
-	).Replace(string(defaultRedisConfig))
+	).Replace(string(config{Store: "redis"}.defaultText()))
 	conf += "\nbackend.redis.pool1.prefix = " + rc.Prefix + "\n"
 	tg.configFile = writeConfig(t, conf)
 	return tg
