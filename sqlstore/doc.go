@@ -21,6 +21,12 @@
 //	                         never moving a position backwards
 //	on_acked_delete          delete the client's mqtt_acked rows under the unsubscribed filter
 //
+// Prepare is pure: it checks the rule and builds its action. Activate (hook.Activator, called
+// by Dispatcher.Register once every rule of a registration has prepared) applies the state a
+// registration brings: the expired_time of its storing rules (see Expiry). A registration
+// that fails leaves nothing behind. sqlstore reads no store-specific rule keys: any key in
+// Rule.Options (a typo such as "expire_time") is refused with hook.ErrUnknownOption.
+//
 // Other functions (the Redis _for_queue, _for_pubsub and _keep_latest families), Redis
 // commands and CQL are refused with an error wrapping hook.ErrUnsupported. In an "sql"
 // action every ${var} is a bound parameter (? or $n, package template): a placeholder inside
@@ -88,7 +94,8 @@
 //
 // # Expiry
 //
-// SQL has no TTL. A storing rule's ExpiredTime (the spec's expired_time) is applied on read,
+// SQL has no TTL. A storing rule's ExpiredTime (the spec's expired_time), once activated
+// (Activate; a rule only prepared has none), is applied on read,
 // where Fetch never returns a message older than it (the shortest one among the storing rules
 // matching its topic), and by a purge that deletes such messages every Config.PurgeInterval
 // (PurgeExpired runs it on demand), in chunks, using the arrived index.

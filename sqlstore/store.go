@@ -99,7 +99,7 @@ type Config struct {
 // Store is the SQL backend: one of MySQL, PostgreSQL and SQLite, holding the EMQX tables
 // mqtt_client, mqtt_sub, mqtt_msg, mqtt_retain and mqtt_acked.
 //
-// It implements hook.Backend, hook.Flusher, backend.StatsReporter,
+// It implements hook.Backend, hook.Activator, hook.Flusher, backend.StatsReporter,
 // backend.ClientStateReader, backend.SubscriptionStore and backend.Pinger. A Store is safe
 // for concurrent use. Writes (the WriteActions Prepare returns) are queued and written in
 // batches by one backend.Writer; lookups and the methods with a context run at once.
@@ -392,6 +392,7 @@ func (s *Store) node(n string) string {
 
 var _ interface {
 	hook.Backend
+	hook.Activator
 	hook.Flusher
 	backend.StatsReporter
 	backend.ClientStateReader
