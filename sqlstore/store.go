@@ -116,6 +116,15 @@ type Store struct {
 
 	// text payload columns of existing EMQX PostgreSQL tables (set by EnsureSchema/Open)
 	msgText, retainText atomic.Bool
+	// noMsgLock: MySQL without the mqtt_msg_lock table (EnsureSchema not run on an older
+	// database): message batches are written without it, and a warning logged once.
+	noMsgLock     atomic.Bool
+	noMsgLockWarn sync.Once
+
+	// testStall, set by tests before the first write, is a statement a batch with messages
+	// runs last in its transaction (before COMMIT), so that a test can hold that transaction
+	// open by making the statement wait for a lock the test holds.
+	testStall string
 
 	mu        sync.Mutex
 	expiries  atomic.Pointer[expiries] // storing rules' expired_time, copy on write under mu
