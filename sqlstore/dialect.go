@@ -41,6 +41,7 @@ type dialect struct {
 	ackedMatch   string // clientid, matchArg
 	msgInsert    string // one row (SQLite) or the part before VALUES (MySQL) or unnest (PostgreSQL, without ON CONFLICT)
 	msgInsertTxt string // PostgreSQL, for a text payload column
+	msgLock      string // first statement of a transaction that inserts into mqtt_msg (PostgreSQL, MySQL); see msgLockKey
 	subAdd       string // clientid, topic, qos, at
 	subDelete    string // clientid, topic
 	subLookup    string // clientid
@@ -48,6 +49,13 @@ type dialect struct {
 
 	transient func(error) bool
 }
+
+// msgLockKey is the first key of the PostgreSQL transaction-level advisory lock that every
+// transaction inserting into mqtt_msg takes first, pg_advisory_xact_lock(msgLockKey, oid of
+// mqtt_msg): 0x6d717474, "mqtt" in ASCII. The second key is the table's oid (as int4), so
+// stores on tables of different schemas do not wait for one another. See the package doc,
+// "Several brokers".
+const msgLockKey = "1836152948"
 
 // sqliteMatchFunc is topic.Match as a SQLite function, registered with the driver once.
 const sqliteMatchFunc = "mqttstore_topic_match"
@@ -94,6 +102,7 @@ var dialects = map[Dialect]*dialect{
  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::bytea[], $7::timestamp[])`,
 		msgInsertTxt: `INSERT INTO mqtt_msg (msgid, sender, topic, qos, retain, payload, arrived)
  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::int4[], $6::text[], $7::timestamp[])`,
+		msgLock: `SELECT pg_advisory_xact_lock(` + msgLockKey + `, 'mqtt_msg'::regclass::oid::int4)`,
 		subAdd: `INSERT INTO mqtt_sub (clientid, topic, qos, created) VALUES ($1, $2, $3, $4)
  ON CONFLICT (clientid, topic) DO UPDATE SET qos = EXCLUDED.qos`,
 		subDelete:   `DELETE FROM mqtt_sub WHERE clientid = $1 AND topic = $2`,
@@ -121,6 +130,7 @@ var dialects = map[Dialect]*dialect{
 		ackedDelete: "DELETE FROM mqtt_acked WHERE clientid = ? AND topic = ?",
 		ackedMatch:  "DELETE FROM mqtt_acked WHERE clientid = ? AND topic COLLATE utf8mb4_bin REGEXP ?",
 		msgInsert:   "INSERT INTO mqtt_msg (msgid, sender, node, topic, qos, retain, payload, arrived) VALUES ",
+		msgLock:     "SELECT id FROM mqtt_msg_lock WHERE id = 1 FOR UPDATE",
 		subAdd:      "INSERT INTO mqtt_sub (clientid, topic, qos) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE qos = VALUES(qos)",
 		subDelete:   "DELETE FROM mqtt_sub WHERE clientid = ? AND topic = ?",
 		subLookup:   "SELECT topic, qos FROM mqtt_sub WHERE clientid = ? ORDER BY id",

@@ -21,6 +21,12 @@
 //	                         never moving a position backwards
 //	on_acked_delete          delete the client's mqtt_acked rows under the unsubscribed filter
 //
+// Prepare is pure: it checks the rule and builds its action. Activate (hook.Activator, called
+// by Dispatcher.Register once every rule of a registration has prepared) applies the state a
+// registration brings: the expired_time of its storing rules (see Expiry). A registration
+// that fails leaves nothing behind. sqlstore reads no store-specific rule keys: any key in
+// Rule.Options (a typo such as "expire_time") is refused with hook.ErrUnknownOption.
+//
 // Other functions (the Redis _for_queue, _for_pubsub and _keep_latest families), Redis
 // commands and CQL are refused with an error wrapping hook.ErrUnsupported. In an "sql"
 // action every ${var} is a bound parameter (? or $n, package template): a placeholder inside
@@ -44,11 +50,44 @@
 // so a batch retried after an unknown outcome stores each message once. Custom statements are
 // not made idempotent: a retried batch runs them again.
 //
-// Messages, acks and acked deletes are one ordered stream, so mqtt_msg ids grow in the order
-// the broker published them (with one broker writing the table) and an ack always finds its
-// message. Errors are classified per dialect: connection failures, deadlocks, serialization
+// Messages, acks and acked deletes are one ordered stream, so a broker's messages get ids in
+// the order it published them and an ack always finds its message. Errors are classified per
+// dialect: connection failures, deadlocks, serialization
 // failures, lock and statement timeouts and SQLITE_BUSY are retried; a batch failing otherwise
 // is split by the writer until the bad write is isolated and counted.
+//
+// # Ack positions
+//
+// A client's position for a topic is the mqtt_msg id of the newest message it acknowledged on
+// that topic (mqtt_acked.mid). It never moves backwards: an ack of an older message (a late
+// QoS 2 ack) leaves it, and an ack of a message not in mqtt_msg (never stored, or purged)
+// changes nothing. on_message_fetch returns the messages on the topic with an id above it.
+//
+// # Several brokers on one database
+//
+// Ids are assigned at insert and transactions commit in any order, so with several writers a
+// subscriber could fetch and acknowledge id 200 (committed by broker B) while id 150 (broker
+// A) is still uncommitted, and never see 150. The store therefore makes ids visible in id
+// order: every transaction that inserts into mqtt_msg first takes a lock held to its end, so
+// inserts into mqtt_msg are serialized across writers and ids are assigned in commit order.
+//
+//   - PostgreSQL: pg_advisory_xact_lock(1836152948, oid of mqtt_msg as int4), the first key
+//     being "mqtt" in ASCII (0x6d717474), as the first statement of the batch's pipeline, which
+//     pgx runs as one implicit transaction (one Sync). The id sequence must keep its default
+//     CACHE 1 (a per-session cache hands out ids out of order whatever the lock).
+//   - MySQL/MariaDB: SELECT ... FOR UPDATE of the one row of mqtt_msg_lock (a table EnsureSchema
+//     creates, on an existing EMQX database too) as the first statement of the batch's
+//     transaction: a batch of messages costs BEGIN, the lock and COMMIT besides its INSERT.
+//     Without the table (EnsureSchema not run) messages are written unlocked and a warning is
+//     logged once. Multi-primary clusters (Galera) are not covered: row locks are local.
+//   - SQLite: nothing to add. One connection writes at a time: a write transaction holds the
+//     database's write lock from its BEGIN IMMEDIATE (or its first write) to its commit, so
+//     ids are assigned in commit order by construction.
+//
+// Writers that do not take the lock (EMQX nodes, custom statements inserting into mqtt_msg)
+// are outside this guarantee. A broker's message batches wait for another's to commit; an
+// ack of a message another broker has not committed yet finds no row and changes nothing, so
+// the message is fetched again later (at least once, never skipped).
 //
 // # Lookups
 //
@@ -64,7 +103,8 @@
 //
 // The schemas are embedded files (see Schema), applied by EnsureSchema (or
 // Config.EnsureSchema), which only creates what is missing: on an existing EMQX database it
-// adds the indexes the store needs and changes nothing else. Compatible additions:
+// adds the indexes the store needs (and, on MySQL, the table mqtt_msg_lock) and changes
+// nothing else. Compatible additions:
 //
 //   - mqtt_msg: UNIQUE (msgid) for idempotent writes, (topic, id) for on_message_fetch,
 //     (arrived) for expiry;
@@ -72,7 +112,8 @@
 //     (topic COLLATE "C") so that a topic prefix is an index range whatever the database's
 //     collation; mqtt_acked.topic is varchar(255) and mid bigint (EMQX: 64 and integer);
 //   - MySQL: tables use a binary NO PAD collation (topics and client IDs compare byte for byte:
-//     "a", "A" and "a " are three topics); ids are BIGINT and times DATETIME(3);
+//     "a", "A" and "a " are three topics); ids are BIGINT and times DATETIME(3); the one-row
+//     table mqtt_msg_lock (see Several brokers on one database);
 //   - SQLite (no EMQX schema): the MySQL tables in SQLite types, AUTOINCREMENT ids (never
 //     reused, so acked positions stay valid), times as UTC text.
 //
@@ -88,7 +129,8 @@
 //
 // # Expiry
 //
-// SQL has no TTL. A storing rule's ExpiredTime (the spec's expired_time) is applied on read,
+// SQL has no TTL. A storing rule's ExpiredTime (the spec's expired_time), once activated
+// (Activate; a rule only prepared has none), is applied on read,
 // where Fetch never returns a message older than it (the shortest one among the storing rules
 // matching its topic), and by a purge that deletes such messages every Config.PurgeInterval
 // (PurgeExpired runs it on demand), in chunks, using the arrived index.

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqttstore/mqttstore/hook"
 	"github.com/mqttstore/mqttstore/topic"
 )
 
-// SQL has no native TTL, so a publish rule's expired_time works in two ways:
+// SQL has no native TTL, so a storing rule's expired_time, once activated (Activate), works
+// in two ways:
 //   - Fetch never returns a message older than the expired_time of the rule(s) that stored
 //     it: the shortest positive one among the storing rules whose filter matches its topic;
 //   - a purge, every Config.PurgeInterval (and on PurgeExpired), deletes those messages, in
@@ -35,15 +37,57 @@ func (s *Store) expiryRules() expiries {
 	return nil
 }
 
-func (s *Store) addExpiry(filter string, ttl time.Duration) {
+// Activate applies the store state of the actions of one registration, which Prepare does
+// not touch: the expired_time of each storing rule (on_message_publish, on_message_store)
+// becomes part of what Fetch filters and the purge deletes, and the purge starts with the
+// first positive one. Dispatcher.Register calls it once every rule has prepared; a store
+// used without a dispatcher calls it with the actions it prepared. Activating the same rule
+// twice changes nothing. It fails (changing nothing) when the store is closed or an action
+// is not one this store prepared.
+func (s *Store) Activate(ctx context.Context, actions []hook.Action) error {
+	var add []expiry
+	for _, a := range actions {
+		var mine bool
+		switch a := a.(type) {
+		case *writeAction:
+			mine = a.s == s
+			if mine && a.exp != nil {
+				add = append(add, *a.exp)
+			}
+		case *customAction:
+			mine = a.s == s
+		case *subLookup:
+			mine = a.s == s
+		case *retainLookup:
+			mine = a.s == s
+		case *fetchLookup:
+			mine = a.s == s
+		}
+		if !mine {
+			return fmt.Errorf("sqlstore: %w: action %T was not prepared by this store", hook.ErrConfig, a)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := append(slices.Clone(s.expiryRules()), expiry{filter: filter, ttl: ttl})
-	s.expiries.Store(&e)
-	if ttl > 0 && s.purgeStop == nil && !s.closed {
+	if s.closed {
+		return fmt.Errorf("sqlstore: %w", hook.ErrClosed)
+	}
+	cur := s.expiryRules()
+	next := slices.Clone(cur)
+	for _, x := range add {
+		if !slices.Contains(next, x) {
+			next = append(next, x)
+		}
+	}
+	if len(next) == len(cur) {
+		return nil
+	}
+	s.expiries.Store(&next)
+	if s.purgeStop == nil && slices.ContainsFunc(next, func(x expiry) bool { return x.ttl > 0 }) {
 		s.purgeStop, s.purgeDone = make(chan struct{}), make(chan struct{})
 		go s.purgeLoop(s.purgeStop, s.purgeDone)
 	}
+	return nil
 }
 
 // longest returns the longest expired_time, and whether every storing rule has one (so that

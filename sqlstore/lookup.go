@@ -93,8 +93,7 @@ func (s *Store) topicCond(q *strings.Builder, args []any, col string, p filterPl
 
 // subLookup is on_subscribe_lookup: the client's rows of mqtt_sub.
 type subLookup struct {
-	s    *Store
-	rule string
+	s *Store
 }
 
 func (l *subLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, error) {
@@ -110,11 +109,11 @@ func (l *subLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, erro
 		}
 	}
 	if client == "" {
-		return hook.Result{}, fmt.Errorf("sqlstore: rule %q: on_subscribe_lookup cannot answer %T without a client ID: %w", l.rule, e, hook.ErrInvalidEvent)
+		return hook.Result{}, fmt.Errorf("sqlstore: on_subscribe_lookup cannot answer %T without a client ID: %w", e, hook.ErrInvalidEvent)
 	}
 	subs, err := l.s.Subscriptions(ctx, client)
 	if err != nil {
-		return hook.Result{}, fmt.Errorf("sqlstore: rule %q: %w", l.rule, err)
+		return hook.Result{}, err
 	}
 	return hook.Result{Subscriptions: subs}, nil
 }
@@ -212,18 +211,17 @@ func normalize(v any) any {
 // retainLookup is on_retain_lookup: the retained messages whose topic the subscribed filter
 // matches.
 type retainLookup struct {
-	s    *Store
-	rule string
+	s *Store
 }
 
 func (l *retainLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, error) {
 	ev, ok := e.(*hook.SubscribedEvent)
 	if !ok || ev == nil {
-		return hook.Result{}, fmt.Errorf("sqlstore: rule %q: on_retain_lookup cannot answer %T: %w", l.rule, e, hook.ErrInvalidEvent)
+		return hook.Result{}, fmt.Errorf("sqlstore: on_retain_lookup cannot answer %T: %w", e, hook.ErrInvalidEvent)
 	}
 	msgs, err := l.s.Retained(ctx, ev.Topic)
 	if err != nil {
-		return hook.Result{}, fmt.Errorf("sqlstore: rule %q: %w", l.rule, err)
+		return hook.Result{}, err
 	}
 	return hook.Result{Retained: msgs}, nil
 }
@@ -282,18 +280,17 @@ func (s *Store) retainedQuery(filter string) (string, []any) {
 // fetchLookup is on_message_fetch.
 type fetchLookup struct {
 	s    *Store
-	rule string
 	opts hook.OfflineOpts
 }
 
 func (l *fetchLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, error) {
 	ev, ok := e.(*hook.SubscribedEvent)
 	if !ok || ev == nil {
-		return hook.Result{}, fmt.Errorf("sqlstore: rule %q: on_message_fetch cannot answer %T: %w", l.rule, e, hook.ErrInvalidEvent)
+		return hook.Result{}, fmt.Errorf("sqlstore: on_message_fetch cannot answer %T: %w", e, hook.ErrInvalidEvent)
 	}
 	msgs, err := l.s.Fetch(ctx, ev.ClientID, ev.Topic, l.opts)
 	if err != nil {
-		return hook.Result{}, fmt.Errorf("sqlstore: rule %q: %w", l.rule, err)
+		return hook.Result{}, err
 	}
 	return hook.Result{Offline: msgs}, nil
 }

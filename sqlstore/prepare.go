@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mqttstore/mqttstore/hook"
@@ -20,12 +21,19 @@ var Functions = []string{
 
 // Prepare checks r and returns its action: a hook.WriteAction for the functions that record
 // (and for custom SQL statements), a hook.LookupAction for on_subscribe_lookup,
-// on_retain_lookup and on_message_fetch. The error, a *hook.RuleError naming the rule, wraps
+// on_retain_lookup and on_message_fetch. It changes nothing in the store: a storing rule's
+// expired_time takes effect when Activate is called with the action (Dispatcher.Register does).
+//
+// The error is a *hook.RuleError for r (the dispatcher adds the backend's name). It wraps
 // hook.ErrUnsupported for a function the store does not implement (the Redis-only
-// _for_queue, _for_pubsub and _keep_latest ones) or for Redis commands and CQL, and the
-// template's error for a statement whose placeholders cannot be bound.
+// _for_queue, _for_pubsub and _keep_latest ones) or for Redis commands and CQL,
+// hook.ErrUnknownOption for a key of r.Options (sqlstore reads no store-specific rule keys),
+// and the template's error for a statement whose placeholders cannot be bound.
 func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
 	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	if err := r.CheckOptions(); err != nil {
 		return nil, err
 	}
 	fail := func(field string, err error) error { return &hook.RuleError{Rule: r.Name, Field: field, Err: err} }
@@ -42,32 +50,31 @@ func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
 		}
 		return c, nil
 	case a.Commands != nil:
-		return nil, fail("action.commands", fmt.Errorf("%w: Redis commands in a %v store (use \"sql\")", hook.ErrUnsupported, s.cfg.Dialect))
+		return nil, fail("action.commands", fmt.Errorf("%w: Redis commands in an SQL store (use \"sql\")", hook.ErrUnsupported))
 	case a.CQL != nil:
-		return nil, fail("action.cql", fmt.Errorf("%w: CQL statements in a %v store (use \"sql\")", hook.ErrUnsupported, s.cfg.Dialect))
+		return nil, fail("action.cql", fmt.Errorf("%w: CQL statements in an SQL store (use \"sql\")", hook.ErrUnsupported))
 	}
 	switch a.Function {
 	case hook.OnSubscribeLookup, hook.OnSubscriptionLookup:
-		return &subLookup{s: s, rule: r.Name}, nil
+		return &subLookup{s: s}, nil
 	case hook.OnRetainLookup:
-		return &retainLookup{s: s, rule: r.Name}, nil
+		return &retainLookup{s: s}, nil
 	case hook.OnMessageFetch:
-		return &fetchLookup{s: s, rule: r.Name, opts: r.OfflineOpts}, nil
+		return &fetchLookup{s: s, opts: r.OfflineOpts}, nil
 	case hook.OnMessagePublish, hook.OnMessageStore:
-		s.addExpiry(r.Topic, r.ExpiredTime)
-		fallthrough
+		return &writeAction{s: s, fn: a.Function, exp: &expiry{filter: r.Topic, ttl: r.ExpiredTime}}, nil
 	case hook.OnClientConnected, hook.OnClientDisconnected, hook.OnMessageRetain, hook.OnRetainDelete,
 		hook.OnMessageAcked, hook.OnAckedDelete:
-		return &writeAction{s: s, rule: r.Name, fn: a.Function}, nil
+		return &writeAction{s: s, fn: a.Function}, nil
 	}
-	return nil, fail("action.function", fmt.Errorf("%w: %s in a %v store (it implements %v)", hook.ErrUnsupported, a.Function, s.cfg.Dialect, Functions))
+	return nil, fail("action.function", fmt.Errorf("%w: %s (sqlstore implements %s)", hook.ErrUnsupported, a.Function, strings.Join(Functions, ", ")))
 }
 
 // writeAction is a built-in function that records: Write turns the event into a queued op.
 type writeAction struct {
-	s    *Store
-	rule string
-	fn   string
+	s   *Store
+	fn  string
+	exp *expiry // storing functions: the rule's filter and expired_time, applied by Activate
 }
 
 func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
@@ -113,7 +120,7 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 		}
 		if o.kind == opMsg && s.msgText.Load() || o.kind == opRetain && s.retainText.Load() {
 			if err := textPayload(m.Payload); err != nil {
-				return fmt.Errorf("sqlstore: rule %q: message %s on %q: %w (Config.MigratePayload converts the column to bytea)", a.rule, m.ID, m.Topic, err)
+				return fmt.Errorf("sqlstore: message %s on %q: %w (Config.MigratePayload converts the column to bytea)", m.ID, m.Topic, err)
 			}
 		}
 		o.key, o.msg, o.at = m.Topic, m, orNow(m.Timestamp)
@@ -138,7 +145,7 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 }
 
 func (a *writeAction) badEvent(e hook.Event) error {
-	return fmt.Errorf("sqlstore: rule %q: %s cannot record %T: %w", a.rule, a.fn, e, hook.ErrInvalidEvent)
+	return fmt.Errorf("sqlstore: %s cannot record %T: %w", a.fn, e, hook.ErrInvalidEvent)
 }
 
 func orNow(t time.Time) time.Time {
@@ -158,7 +165,7 @@ type customAction struct {
 
 func (c *customAction) Write(ctx context.Context, e hook.Event) error {
 	if e == nil {
-		return fmt.Errorf("sqlstore: rule %q: nil event: %w", c.rule, hook.ErrInvalidEvent)
+		return fmt.Errorf("sqlstore: nil event: %w", hook.ErrInvalidEvent)
 	}
 	v := hook.TemplateValues(e)
 	key := v.ClientID

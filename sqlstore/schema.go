@@ -47,6 +47,9 @@ var mysqlIndex = regexp.MustCompile(`^CREATE (?:UNIQUE )?INDEX (\w+) ON (\w+) `)
 // Config.MigratePayload a text payload column is converted to bytea, otherwise it is used as
 // text (see ErrPayloadNotText).
 //
+// On MySQL it also creates mqtt_msg_lock, the one-row table that transactions inserting into
+// mqtt_msg lock first (see the package doc, "Several brokers on one database").
+//
 // Adding the unique msgid index to an existing mqtt_msg fails if the table holds duplicate
 // msgids; the error says so and nothing is changed.
 func (s *Store) EnsureSchema(ctx context.Context) error {
@@ -79,6 +82,7 @@ func (s *Store) EnsureSchema(ctx context.Context) error {
 			return fmt.Errorf("sqlstore: ensure schema: %s: %w", firstLine(st), err)
 		}
 	}
+	s.noMsgLock.Store(false) // MySQL: mqtt_msg_lock exists now
 	return s.detectPayload(ctx)
 }
 

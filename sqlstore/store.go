@@ -99,7 +99,7 @@ type Config struct {
 // Store is the SQL backend: one of MySQL, PostgreSQL and SQLite, holding the EMQX tables
 // mqtt_client, mqtt_sub, mqtt_msg, mqtt_retain and mqtt_acked.
 //
-// It implements hook.Backend, hook.Flusher, backend.StatsReporter,
+// It implements hook.Backend, hook.Activator, hook.Flusher, backend.StatsReporter,
 // backend.ClientStateReader, backend.SubscriptionStore and backend.Pinger. A Store is safe
 // for concurrent use. Writes (the WriteActions Prepare returns) are queued and written in
 // batches by one backend.Writer; lookups and the methods with a context run at once.
@@ -116,6 +116,15 @@ type Store struct {
 
 	// text payload columns of existing EMQX PostgreSQL tables (set by EnsureSchema/Open)
 	msgText, retainText atomic.Bool
+	// noMsgLock: MySQL without the mqtt_msg_lock table (EnsureSchema not run on an older
+	// database): message batches are written without it, and a warning logged once.
+	noMsgLock     atomic.Bool
+	noMsgLockWarn sync.Once
+
+	// testStall, set by tests before the first write, is a statement a batch with messages
+	// runs last in its transaction (before COMMIT), so that a test can hold that transaction
+	// open by making the statement wait for a lock the test holds.
+	testStall string
 
 	mu        sync.Mutex
 	expiries  atomic.Pointer[expiries] // storing rules' expired_time, copy on write under mu
@@ -392,6 +401,7 @@ func (s *Store) node(n string) string {
 
 var _ interface {
 	hook.Backend
+	hook.Activator
 	hook.Flusher
 	backend.StatsReporter
 	backend.ClientStateReader

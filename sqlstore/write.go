@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -64,9 +65,11 @@ func (s *Store) flush(ctx context.Context, batch []op) error {
 	}
 }
 
-// flushPostgres sends the batch as one pipeline (one round trip, one implicit transaction):
-// each run of message inserts as one INSERT ... SELECT FROM unnest(arrays), every other write
-// as its statement.
+// flushPostgres sends the batch as one pipeline (one round trip, one implicit transaction:
+// pgx sends a single Sync after the batch's statements): each run of message inserts as one
+// INSERT ... SELECT FROM unnest(arrays), every other write as its statement. A batch with
+// messages first takes the advisory lock of mqtt_msg (msgLock), held until that transaction
+// ends, so that message ids become visible in id order whatever the number of writers.
 //
 // The message inserts go first without ON CONFLICT DO NOTHING, which costs about a third of
 // their speed; if one then hits the unique msgid index (a batch written again after an
@@ -90,6 +93,10 @@ func (s *Store) sendPostgres(ctx context.Context, batch []op, onConflict bool) e
 	}
 	defer conn.Release()
 	b := &pgx.Batch{}
+	msgs := hasMessages(batch)
+	if msgs {
+		b.Queue(s.d.msgLock)
+	}
 	for i := 0; i < len(batch); {
 		if batch[i].kind == opMsg {
 			j := i + 1
@@ -109,6 +116,9 @@ func (s *Store) sendPostgres(ctx context.Context, batch []op, onConflict bool) e
 			b.Queue(st.sql, st.args...)
 		}
 		i++
+	}
+	if msgs && s.testStall != "" {
+		b.Queue(s.testStall)
 	}
 	return conn.SendBatch(ctx, b).Close()
 }
@@ -156,25 +166,40 @@ func nonNil(p []byte) []byte {
 
 // flushSQL writes the batch in one transaction: MySQL with a multi-row INSERT for each run of
 // messages, SQLite with a prepared single-row INSERT per message; other writes with their
-// (prepared) statements.
+// (prepared) statements. On MySQL a transaction with messages first locks the row of
+// mqtt_msg_lock (msgLock), so that message ids become visible in id order whatever the number
+// of writers; SQLite has one writer at a time by construction.
 func (s *Store) flushSQL(ctx context.Context, batch []op) error {
-	mysql := s.cfg.Dialect == MySQL
-	if mysql && len(batch) <= maxRowsPerInsert && allMessages(batch) {
-		// One statement is atomic on its own: no BEGIN and COMMIT round trips.
-		q, args := s.mysqlMsgInsert(batch)
-		if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("sqlstore: write %d messages: %w", len(batch), err)
+	isMySQL := s.cfg.Dialect == MySQL
+	msgs := hasMessages(batch)
+	lock := isMySQL && msgs && !s.noMsgLock.Load()
+	if isMySQL && msgs && !lock {
+		s.noMsgLockWarn.Do(func() {
+			s.opts.Logger.Warn("table mqtt_msg_lock is missing (run EnsureSchema): with several brokers writing mqtt_msg, a subscriber may skip messages",
+				"store", "sqlstore/mysql")
+		})
+		if len(batch) <= maxRowsPerInsert && allMessages(batch) && s.testStall == "" {
+			// One statement is atomic on its own: no BEGIN and COMMIT round trips.
+			q, args := s.mysqlMsgInsert(batch)
+			if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("sqlstore: write %d messages: %w", len(batch), err)
+			}
+			return nil
 		}
-		return nil
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlstore: %s: begin: %w", describeBatch(batch), err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	if lock {
+		if err := s.lockMsgs(ctx, tx); err != nil {
+			return fmt.Errorf("sqlstore: %s: %w", describeBatch(batch), err)
+		}
+	}
 	for i := 0; i < len(batch); {
 		o := &batch[i]
-		if o.kind == opMsg && mysql {
+		if o.kind == opMsg && isMySQL {
 			j := i + 1
 			for j < len(batch) && batch[j].kind == opMsg && j-i < maxRowsPerInsert {
 				j++
@@ -206,10 +231,45 @@ func (s *Store) flushSQL(ctx context.Context, batch []op) error {
 		}
 		i++
 	}
+	if msgs && s.testStall != "" {
+		if _, err := tx.ExecContext(ctx, s.testStall); err != nil {
+			return err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlstore: %s: commit: %w", describeBatch(batch), err)
 	}
 	return nil
+}
+
+// lockMsgs locks the one row of mqtt_msg_lock (MySQL) until tx ends: a transaction that
+// inserts into mqtt_msg waits for another to commit first, so that ids are assigned in
+// commit order. Without the row, a locking read would take a gap lock, which does not
+// exclude another: that is an error.
+func (s *Store) lockMsgs(ctx context.Context, tx *sql.Tx) error {
+	var row *sql.Row
+	if ps, ok := s.stmts.Load(s.d.msgLock); ok {
+		row = tx.StmtContext(ctx, ps.(*sql.Stmt)).QueryRowContext(ctx)
+	} else {
+		row = tx.QueryRowContext(ctx, s.d.msgLock)
+	}
+	var id int64
+	if err := row.Scan(&id); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return errors.New("lock mqtt_msg: table mqtt_msg_lock has no row 1 (EnsureSchema inserts it)")
+		}
+		return fmt.Errorf("lock mqtt_msg: %w", err)
+	}
+	return nil
+}
+
+func hasMessages(batch []op) bool {
+	for i := range batch {
+		if batch[i].kind == opMsg {
+			return true
+		}
+	}
+	return false
 }
 
 func allMessages(batch []op) bool {
@@ -269,6 +329,11 @@ func (s *Store) prepareWrites(ctx context.Context) {
 		if _, err := s.prepared(ctx, q); err != nil {
 			s.opts.Logger.Debug("statement not prepared", "store", "sqlstore/"+s.cfg.Dialect.String(), "statement", firstLine(q), "error", err)
 		}
+	}
+	if s.cfg.Dialect == MySQL {
+		_, err := s.prepared(ctx, d.msgLock)
+		var me *mysql.MySQLError
+		s.noMsgLock.Store(errors.As(err, &me) && me.Number == 1146) // no such table
 	}
 }
 

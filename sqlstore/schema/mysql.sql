@@ -10,6 +10,10 @@
 --   * indexes: mqtt_msg (msgid) UNIQUE for idempotent writes, (topic, id) for
 --     on_message_fetch, (arrived) for expiry.
 --
+--   * mqtt_msg_lock (not in EMQX): one row, which every transaction inserting into mqtt_msg
+--     locks first (SELECT ... FOR UPDATE), so that with several brokers writing one database
+--     message ids become visible in id order. Created on an existing EMQX database too.
+--
 -- The CREATE INDEX statements at the end add those indexes to existing EMQX tables; MySQL
 -- has no CREATE INDEX IF NOT EXISTS, so EnsureSchema runs each only when information_schema
 -- shows no index of that name.
@@ -74,6 +78,13 @@ CREATE TABLE IF NOT EXISTS `mqtt_acked` (
   PRIMARY KEY (`id`),
   UNIQUE KEY `mqtt_acked_key` (`clientid`,`topic`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+CREATE TABLE IF NOT EXISTS `mqtt_msg_lock` (
+  `id` tinyint unsigned NOT NULL,
+  PRIMARY KEY (`id`)
+) ENGINE=InnoDB;
+
+INSERT IGNORE INTO `mqtt_msg_lock` (`id`) VALUES (1);
 
 CREATE UNIQUE INDEX mqtt_msg_msgid_key ON mqtt_msg (msgid);
 CREATE INDEX mqtt_msg_topic_id_idx ON mqtt_msg (topic, id);
