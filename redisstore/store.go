@@ -326,7 +326,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, clientID, topic string) 
 // transient reports whether a write error is worth retrying: the network's (backend's
 // IsTransient), and Redis's own passing states.
 func transient(err error) bool {
-	if backend.IsTransient(err) || errors.Is(err, errScriptsReloaded) {
+	if backend.IsTransient(err) || errors.Is(err, errScriptsReloaded) || errors.Is(err, errContended) {
 		return true
 	}
 	for _, prefix := range []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "OOM", "NOSCRIPT", "NOREPLICAS", "MOVED", "ASK"} {

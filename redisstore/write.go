@@ -441,6 +441,9 @@ type posUpdate struct {
 	score    float64  // its score
 }
 
+// errContended marks a batch whose positions other writers kept moving; it is retried.
+var errContended = errors.New("contended")
+
 // maxSwaps bounds how many times movePositions reads a position again because another
 // writer moved it between the read and the swap.
 const maxSwaps = 10
@@ -457,7 +460,7 @@ const maxSwaps = 10
 func (s *Store) movePositions(ctx context.Context, ups []*posUpdate) error {
 	for attempt := 1; len(ups) > 0; attempt++ {
 		if attempt > maxSwaps {
-			return fmt.Errorf("redisstore: %d acked positions moved by other writers %d times in a row", len(ups), maxSwaps)
+			return fmt.Errorf("redisstore: %w: %d acked positions moved by other writers %d times in a row", errContended, len(ups), maxSwaps)
 		}
 		behind, err := s.readPositions(ctx, ups)
 		if err != nil {
