@@ -83,8 +83,25 @@ func TestKeyLayout(t *testing.T) {
 			t.Errorf("ZRANGE %s 0 -1 WITHSCORES = %v, want %v", key, got, want)
 		}
 	}
-	zset("mqtt:msg:a/b", redis.Z{Score: 1, Member: m.ID})
-	zset("mqtt:msg:a/exp", redis.Z{Score: 1, Member: exp.ID})
+	// A topic's set holds the IDs of its messages, each scored with the server's clock (in
+	// microseconds) when it arrived.
+	serverTime, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, id := range map[string]string{"mqtt:msg:a/b": m.ID, "mqtt:msg:a/exp": exp.ID} {
+		got, err := rdb.ZRangeWithScores(ctx, key, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Member != id {
+			t.Errorf("ZRANGE %s 0 -1 WITHSCORES = %v, want the member %s", key, got, id)
+			continue
+		}
+		if at := time.UnixMicro(int64(got[0].Score)); at.After(serverTime) || at.Before(serverTime.Add(-time.Minute)) {
+			t.Errorf("%s scores %s at %v; want the server's time of the write (the server's time now: %v)", key, id, at, serverTime)
+		}
+	}
 	zset("mqtt:index:msg", redis.Z{Member: "a/b"}, redis.Z{Member: "a/exp"})
 	zset("mqtt:index:retain", redis.Z{Member: "topic"})
 	zset("mqtt:index:latest", redis.Z{Member: "k/a"})

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -145,13 +146,16 @@ const fetchPage = 1000
 // cursor is a fetch's position in one topic's sorted set.
 type cursor struct {
 	topic string
-	min   string // ZRANGEBYLEX lower bound of the next page: "-", or "(" and the last ID read
+	after string // the member the next page follows ("": from the first)
+	score string // its score, if known ("" for a position read from mqtt:acked)
 	n     int    // messages taken
+	msgs  []*hook.Message
 }
 
-// fetch returns the stored messages on topics matching filter, oldest (smallest ID) first:
-// all of them (queue), or those after client's acked position on each topic (pubsub);
-// within opts.
+// fetch returns the stored messages on topics matching filter: all of them (queue), or those
+// after client's acked position on each topic (pubsub); within opts. Each topic's messages
+// come in the order of its sorted set (the order they reached Redis); topics are merged by
+// message ID, so that the messages of one writer come oldest first.
 func (s *Store) fetch(ctx context.Context, client, filter string, pubsub bool, opts hook.OfflineOpts) ([]*hook.Message, error) {
 	topics, wild, err := s.topicsFor(ctx, s.k.msgIndex(), filter)
 	if err != nil || len(topics) == 0 {
@@ -159,7 +163,7 @@ func (s *Store) fetch(ctx context.Context, client, filter string, pubsub bool, o
 	}
 	curs := make([]*cursor, len(topics))
 	for i, t := range topics {
-		curs[i] = &cursor{topic: t, min: "-"}
+		curs[i] = &cursor{topic: t}
 	}
 	if pubsub {
 		pos, err := s.positions(ctx, client, topics)
@@ -167,9 +171,7 @@ func (s *Store) fetch(ctx context.Context, client, filter string, pubsub bool, o
 			return nil, err
 		}
 		for i, p := range pos {
-			if p != "" {
-				curs[i].min = "(" + p
-			}
+			curs[i].after = p
 		}
 	}
 	limit := opts.MaxReturnedCount
@@ -182,22 +184,41 @@ func (s *Store) fetch(ctx context.Context, client, filter string, pubsub bool, o
 		since = time.Now().Add(-opts.TimeRange)
 	}
 	var (
-		out   []*hook.Message
 		stale = make(map[string][]any) // topic → IDs whose hash is gone (expired, or acked from the queue)
 		gone  []string                 // topics whose sorted set is gone (wildcard lookups)
+		all   = curs
 	)
+	reloaded := false
 	for round := 0; len(curs) > 0; round++ {
 		pipe := s.client.Pipeline()
-		ranges := make([]*redis.StringSliceCmd, len(curs))
+		pages := make([]*redis.StringSliceCmd, len(curs))
 		var exists []*redis.IntCmd
 		for i, c := range curs {
-			ranges[i] = pipe.ZRangeByLex(ctx, s.k.topic(c.topic), &redis.ZRangeBy{Min: c.min, Max: "+", Count: int64(page)})
+			pages[i] = redis.NewStringSliceCmd(ctx, "evalsha", scriptPage.Hash(), 1, s.k.topic(c.topic), c.after, c.score, page)
+			_ = pipe.Process(ctx, pages[i])
 			if round == 0 && wild {
 				exists = append(exists, pipe.Exists(ctx, s.k.topic(c.topic)))
 			}
 		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, err
+		_, _ = pipe.Exec(ctx)
+		var failed error
+		for _, p := range pages {
+			if err := p.Err(); err != nil && !errors.Is(err, redis.Nil) {
+				failed = err
+				break
+			}
+		}
+		if failed != nil {
+			if redis.HasErrorPrefix(failed, "NOSCRIPT") && !reloaded {
+				// The server lost the scripts (a restart, a failover): load them, read again.
+				reloaded = true
+				if err := s.loadScripts(ctx); err != nil {
+					return nil, fmt.Errorf("%w (and loading the scripts: %w)", failed, err)
+				}
+				round--
+				continue
+			}
+			return nil, failed
 		}
 		for i, e := range exists {
 			if e.Val() == 0 {
@@ -205,8 +226,11 @@ func (s *Store) fetch(ctx context.Context, client, filter string, pubsub bool, o
 			}
 		}
 		var ids []string
-		for _, r := range ranges {
-			ids = append(ids, r.Val()...)
+		for _, p := range pages {
+			v := p.Val()
+			for j := 0; j+1 < len(v); j += 2 {
+				ids = append(ids, v[j])
+			}
 		}
 		hashes, err := s.hgetAll(ctx, ids, s.k.msg)
 		if err != nil {
@@ -214,8 +238,9 @@ func (s *Store) fetch(ctx context.Context, client, filter string, pubsub bool, o
 		}
 		var next []*cursor
 		for i, c := range curs {
-			got := ranges[i].Val()
-			for _, id := range got {
+			got := pages[i].Val()
+			for j := 0; j+1 < len(got); j += 2 {
+				id := got[j]
 				h := hashes[0]
 				hashes = hashes[1:]
 				m := s.decode(s.k.msg(id), h)
@@ -225,12 +250,12 @@ func (s *Store) fetch(ctx context.Context, client, filter string, pubsub bool, o
 				case !since.IsZero() && m.Timestamp.Before(since):
 				default:
 					m.ID = id
-					out = append(out, m)
+					c.msgs = append(c.msgs, m)
 					c.n++
 				}
 			}
-			if len(got) == page && (limit <= 0 || c.n < limit) {
-				c.min = "(" + got[len(got)-1]
+			if len(got) == 2*page && (limit <= 0 || c.n < limit) {
+				c.after, c.score = got[len(got)-2], got[len(got)-1]
 				next = append(next, c)
 			}
 		}
@@ -249,11 +274,57 @@ func (s *Store) fetch(ctx context.Context, client, filter string, pubsub bool, o
 	if len(gone) > 0 {
 		s.unindexStale(ctx, s.k.msgIndex(), gone, s.k.topic)
 	}
-	sortByID(out)
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
+	lists := make([][]*hook.Message, len(all))
+	for i, c := range all {
+		lists[i] = c.msgs
 	}
-	return out, nil
+	return mergeByID(lists, limit), nil
+}
+
+// mergeByID merges lists, keeping the order of each, taking the smallest ID among their
+// heads each time; at most limit messages (0: all).
+func mergeByID(lists [][]*hook.Message, limit int) []*hook.Message {
+	h := make(msgHeap, 0, len(lists))
+	total := 0
+	for _, l := range lists {
+		if len(l) > 0 {
+			h = append(h, l)
+			total += len(l)
+		}
+	}
+	if limit > 0 {
+		total = min(total, limit)
+	}
+	if len(h) == 1 {
+		return h[0][:total]
+	}
+	heap.Init(&h)
+	out := make([]*hook.Message, 0, total)
+	for len(out) < total {
+		l := h[0]
+		out = append(out, l[0])
+		if len(l) == 1 {
+			heap.Pop(&h)
+		} else {
+			h[0] = l[1:]
+			heap.Fix(&h, 0)
+		}
+	}
+	return out
+}
+
+// msgHeap is a heap of non-empty message lists, by the ID of their first message.
+type msgHeap [][]*hook.Message
+
+func (h msgHeap) Len() int           { return len(h) }
+func (h msgHeap) Less(i, j int) bool { return h[i][0].ID < h[j][0].ID }
+func (h msgHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *msgHeap) Push(x any)        { *h = append(*h, x.([]*hook.Message)) }
+func (h *msgHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // positions returns client's acked position (a message ID, or "") on each topic.

@@ -24,13 +24,20 @@ var Functions = []string{
 // for custom commands. The error, a *hook.RuleError naming the rule and the field, wraps
 // hook.ErrUnsupported for a function the store does not implement (on_message_fetch,
 // on_message_acked and on_acked_delete: Redis has the _for_queue, _for_pubsub and
-// _keep_latest functions instead) and for SQL or CQL statements, and the template's error for
-// a command that does not compile.
+// _keep_latest functions instead) and for SQL or CQL statements, hook.ErrUnknownOption for
+// a rule option the store does not know (it takes none besides the rule format's), and the
+// template's error for a command that does not compile.
+//
+// Prepare changes nothing in the store: what a rule needs of it (expired_time) is applied by
+// Activate, once every rule of a registration has prepared.
 func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
 	if r == nil {
 		return nil, fmt.Errorf("redisstore: prepare: nil rule")
 	}
 	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	if err := r.CheckOptions(); err != nil {
 		return nil, err
 	}
 	fail := func(field string, err error) error { return &hook.RuleError{Rule: r.Name, Field: field, Err: err} }
@@ -54,23 +61,42 @@ func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
 	case hook.OnMessageFetchForKeepLatest:
 		return &latestLookup{s: s, rule: r.Name, opts: r.OfflineOpts}, nil
 	case hook.OnMessagePublish, hook.OnMessageStore, hook.OnMessageRetain, hook.OnMessageStoreKeepLatest:
-		if r.ExpiredTime > 0 {
-			s.ttlRules.Store(true)
-			if fn == hook.OnMessagePublish || fn == hook.OnMessageStore {
-				for {
-					cur := s.maxTTL.Load()
-					if int64(r.ExpiredTime) <= cur || s.maxTTL.CompareAndSwap(cur, int64(r.ExpiredTime)) {
-						break
-					}
-				}
-			}
-		}
-		fallthrough
+		return &writeAction{s: s, rule: r.Name, fn: fn, ttl: r.ExpiredTime}, nil
 	case hook.OnClientConnected, hook.OnClientDisconnected, hook.OnRetainDelete,
 		hook.OnMessageAckedForQueue, hook.OnMessageAckedForPubsub, hook.OnMessageAckedForKeepLatest:
-		return &writeAction{s: s, rule: r.Name, fn: fn, ttl: r.ExpiredTime}, nil
+		return &writeAction{s: s, rule: r.Name, fn: fn}, nil
 	}
 	return nil, fail("action.function", fmt.Errorf("%w: %s in the Redis store (it implements %v)", hook.ErrUnsupported, fn, Functions))
+}
+
+// Activate implements hook.Activator: it applies what the rules of a registration need of
+// the store, once every one of them has prepared. A storing rule with expired_time makes
+// writes without one PERSIST what they write (so that a message stored again without expiry
+// keeps no earlier one), and the longest expired_time of the message storing rules bounds
+// how long the IDs of expiring topic sets are kept (see scriptAdd). Actions of another store
+// are ignored. It cannot fail.
+func (s *Store) Activate(ctx context.Context, actions []hook.Action) error {
+	var ttl time.Duration
+	expiring := false
+	for _, act := range actions {
+		a, ok := act.(*writeAction)
+		if !ok || a.s != s || a.ttl <= 0 {
+			continue
+		}
+		expiring = true
+		if a.fn == hook.OnMessagePublish || a.fn == hook.OnMessageStore {
+			ttl = max(ttl, a.ttl)
+		}
+	}
+	if expiring {
+		s.ttlRules.Store(true)
+	}
+	for {
+		cur := s.maxTTL.Load()
+		if int64(ttl) <= cur || s.maxTTL.CompareAndSwap(cur, int64(ttl)) {
+			return nil
+		}
+	}
 }
 
 // writeAction is a built-in function that records: Write turns the event into a queued op.
@@ -88,13 +114,13 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 		if !ok || ev == nil {
 			return a.badEvent(e)
 		}
-		return a.s.enqueue(ctx, op{kind: opConnected, key: ev.ClientID, node: ev.Node, at: ev.ConnectedAt})
+		return a.s.enqueue(ctx, op{kind: opConnected, key: ev.ClientID, client: ev.ClientID, node: ev.Node, at: ev.ConnectedAt})
 	case hook.OnClientDisconnected:
 		ev, ok := e.(*hook.DisconnectedEvent)
 		if !ok || ev == nil {
 			return a.badEvent(e)
 		}
-		return a.s.enqueue(ctx, op{kind: opDisconnected, key: ev.ClientID, node: ev.Node, at: ev.DisconnectedAt})
+		return a.s.enqueue(ctx, op{kind: opDisconnected, key: ev.ClientID, client: ev.ClientID, node: ev.Node, at: ev.DisconnectedAt})
 	case hook.OnMessageAckedForQueue, hook.OnMessageAckedForPubsub, hook.OnMessageAckedForKeepLatest:
 		ev, ok := e.(*hook.AckedEvent)
 		if !ok || ev == nil || ev.Message == nil {
@@ -103,11 +129,16 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 		if err := a.checkMessage(ev.Message); err != nil {
 			return err
 		}
-		if a.fn == hook.OnMessageAckedForQueue {
-			// Keyed by topic: in order with the writes of the message it removes.
-			return a.s.enqueue(ctx, op{kind: opQueueAck, key: ev.Message.Topic, msg: ev.Message})
+		// Keyed by topic: in order with the writes of the messages they name (a position
+		// moves to a message of the topic's set only once it is there).
+		o := op{kind: opPubsubAck, key: ev.Message.Topic, client: ev.ClientID, msg: ev.Message}
+		switch a.fn {
+		case hook.OnMessageAckedForQueue:
+			o.kind = opQueueAck
+		case hook.OnMessageAckedForKeepLatest:
+			o.kind = opLatestAck
 		}
-		return a.s.enqueue(ctx, op{kind: opPosition, key: ev.ClientID, msg: ev.Message})
+		return a.s.enqueue(ctx, o)
 	}
 	ev, ok := e.(*hook.PublishEvent)
 	if !ok || ev == nil || ev.Message == nil {

@@ -12,13 +12,17 @@ import (
 
 // TestRestartUnderLoad kills the Redis server while messages are being published, starts it
 // again, and checks that every message was stored exactly once: the writer retries the
-// batches the outage failed, and the writes are idempotent.
+// batches the outage failed, and the writes are idempotent. The outage lasts until the
+// writer has seen it (a batch failed and was retried), whatever the machine's speed.
 func TestRestartUnderLoad(t *testing.T) {
 	t.Parallel()
 	srv := startRedisServer(t, true)
 	opts := backend.Options{
-		BatchInterval: time.Millisecond, QueryTimeout: 2 * time.Second, ConnectTimeout: time.Second,
-		Retry: backend.Retry{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
+		BatchInterval: time.Millisecond, QueryTimeout: 5 * time.Second, ConnectTimeout: time.Second,
+		// Room for every write: a producer blocked on a full queue during the outage would
+		// wait for the restart that comes after it.
+		QueueSize: 1 << 19,
+		Retry:     backend.Retry{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond},
 	}
 	s := openStore(t, Config{Addrs: []string{srv.addr}, Options: opts})
 	defer s.Close(context.Background())
@@ -26,9 +30,10 @@ func TestRestartUnderLoad(t *testing.T) {
 	retain := mustWriter(t, s, hook.MessagePublish, hook.OnMessageRetain)
 	ids := hook.NewIDGenerator("restart")
 
-	// A third of the messages before the crash, a third while the server is down (they wait
-	// in the queue, their batches failing and retried), a third after it is back.
-	const total, topics, outage = 30000, 10, 3 * time.Second
+	// A third of the messages before the crash (some being written when it comes), a third
+	// while the server is down (they wait in the queue, their batches failing and retried),
+	// a third after it is back.
+	const total, topics = 30000, 10
 	var all []*hook.Message
 	write := func(n int) {
 		for range n {
@@ -43,16 +48,13 @@ func TestRestartUnderLoad(t *testing.T) {
 			if err := retain.Write(context.Background(), ev); err != nil {
 				t.Fatalf("Write %d (retain): %v", i, err)
 			}
-			if i%100 == 0 {
-				time.Sleep(time.Millisecond)
-			}
 		}
 	}
 	write(total / 3)
 	srv.kill()
 	before := s.Stats()
 	write(total / 3)
-	time.Sleep(outage)
+	waitUntil(t, "a batch failed against the stopped server and was retried", func() bool { return s.Stats().Retried > before.Retried })
 	srv.start()
 	write(total - 2*total/3)
 	t.Logf("at the crash: %d writes queued, %d stored", before.Matched, before.Success)
@@ -107,6 +109,19 @@ func TestRestartUnderLoad(t *testing.T) {
 		if last[m.Topic] != m.ID {
 			t.Errorf("retained message of %s is %s, want the last one retained, %s", m.Topic, m.ID, last[m.Topic])
 		}
+	}
+}
+
+// waitUntil waits until cond holds, polling; it fails the test if that takes over a minute
+// (a bound on a hang, not a timing assertion).
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting, after a minute, until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -81,14 +81,13 @@ type Config struct {
 	// PoolSize is the connection pool (per node in Cluster mode).
 	Options backend.Options
 	// Shards is how many batches are written concurrently; the writes of one client (client
-	// state, acked positions) and of one topic (messages, retained messages) stay in order.
-	// Default 4.
+	// state) and of one topic (messages, retained messages, acks) stay in order. Default 4.
 	Shards int
 }
 
 // Store is the Redis backend, holding the spec's keys (see the package documentation).
 //
-// It implements hook.Backend, hook.Flusher, backend.StatsReporter,
+// It implements hook.Backend, hook.Activator, hook.Flusher, backend.StatsReporter,
 // backend.ClientStateReader, backend.SubscriptionStore and backend.Pinger. A Store is safe for
 // concurrent use. Writes (the WriteActions Prepare returns) are queued and written in
 // pipelined batches by one backend.Writer; lookups and the methods with a context run at once.
@@ -103,11 +102,13 @@ type Store struct {
 
 	w *backend.Writer[op]
 
-	// ttlRules is set once a storing rule has an expired_time: from then on writes without one
-	// PERSIST what they write, so that a message stored again without expiry keeps it.
+	// ttlRules is set once a storing rule with an expired_time is activated: from then on
+	// writes without one PERSIST the message hashes they write, so that a message stored
+	// again without expiry keeps none.
 	ttlRules atomic.Bool
-	// maxTTL is the longest expired_time of the message storing rules (nanoseconds), and
-	// pruneSlack how long after it a message ID is surely expired (see scriptZAddTTL).
+	// maxTTL is the longest expired_time of the activated message storing rules
+	// (nanoseconds), and pruneSlack how long after it a message is surely expired (see
+	// scriptAdd).
 	maxTTL     atomic.Int64
 	pruneSlack time.Duration
 
@@ -325,7 +326,7 @@ func (s *Store) DeleteSubscription(ctx context.Context, clientID, topic string) 
 // transient reports whether a write error is worth retrying: the network's (backend's
 // IsTransient), and Redis's own passing states.
 func transient(err error) bool {
-	if backend.IsTransient(err) || errors.Is(err, errScriptsReloaded) {
+	if backend.IsTransient(err) || errors.Is(err, errScriptsReloaded) || errors.Is(err, errContended) {
 		return true
 	}
 	for _, prefix := range []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "OOM", "NOSCRIPT", "NOREPLICAS", "MOVED", "ASK"} {
@@ -375,6 +376,7 @@ func ConfigFromPool(p *backend.Pool) (Config, error) {
 
 var (
 	_ hook.Backend              = (*Store)(nil)
+	_ hook.Activator            = (*Store)(nil)
 	_ hook.Flusher              = (*Store)(nil)
 	_ backend.StatsReporter     = (*Store)(nil)
 	_ backend.ClientStateReader = (*Store)(nil)
