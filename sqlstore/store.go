@@ -338,10 +338,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Flush returns once every write queued before the call has been written (or has failed and
 // been counted), or ctx is done.
 func (s *Store) Flush(ctx context.Context) error {
-	if err := s.w.Flush(ctx); err != nil {
-		return fmt.Errorf("sqlstore: %w", err)
-	}
-	return nil
+	return s.w.Flush(ctx) // its errors name the store ("sqlstore/<dialect>: ...")
 }
 
 // Stats returns the write counters.
@@ -362,12 +359,9 @@ func (s *Store) Close(ctx context.Context) error {
 		close(stop)
 		<-done
 	}
-	err := s.w.Close(ctx)
+	err := s.w.Close(ctx) // its errors name the store ("sqlstore/<dialect>: ...")
 	s.closeDB()
-	if err != nil {
-		return fmt.Errorf("sqlstore: %w", err)
-	}
-	return nil
+	return err
 }
 
 func (s *Store) closeDB() {
