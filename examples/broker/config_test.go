@@ -156,3 +156,21 @@ func TestSpecsErrors(t *testing.T) {
 		})
 	}
 }
+
+// A misspelt rule option is refused when the broker starts, naming the rule and the key: it
+// must not silently mean "messages never expire".
+func TestStartRefusesUnknownRuleOption(t *testing.T) {
+	dir := t.TempDir()
+	path := writeConfig(t, "backend.sqlite.pool1.database = "+filepath.Join(dir, "mqtt.db")+"\n"+
+		`backend.sqlite.hook.message.publish.1 = {"topic": "#", "action": {"function": "on_message_publish"}, "expire_time": 3600, "pool": "pool1"}`)
+	b, err := start(context.Background(), config{Listen: "127.0.0.1:0", ConfigFile: path, EnsureSchema: true, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		b.Close(context.Background())
+		t.Fatal("the broker started with a rule option expire_time (a typo of expired_time)")
+	}
+	for _, want := range []string{`rule "backend.sqlite.hook.message.publish.1"`, "expire_time", "unknown rule option"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
