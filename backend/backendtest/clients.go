@@ -119,10 +119,7 @@ func (s *suite) testClientState(t *testing.T) {
 }
 
 func (s *suite) testSubscriptions(t *testing.T) {
-	fn := hook.OnSubscribeLookup // or its other name, if that is the one the store lists
-	if !s.fns[fn] && s.fns[hook.OnSubscriptionLookup] {
-		fn = hook.OnSubscriptionLookup
-	}
+	fn := s.subscribeLookup()
 	open := func(t *testing.T) (*env, backend.SubscriptionStore, hook.LookupAction) {
 		s.require(t, fn)
 		e := s.open(t)

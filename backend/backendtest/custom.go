@@ -116,8 +116,10 @@ func (s *suite) testCustomActions(t *testing.T) {
 		r := e.rule(hook.MessagePublish, c.Record([]string{"clientid", "no_such_var"}))
 		if _, err := e.b.Prepare(r); err == nil {
 			t.Errorf("Prepare(%s) accepted the unknown placeholder ${no_such_var}: %+v", r.Name, r.Action)
-		} else if !strings.Contains(err.Error(), r.Name) || !strings.Contains(err.Error(), "no_such_var") {
-			t.Errorf("Prepare(%s) error %q does not name the rule and the placeholder", r.Name, err)
+		} else if !strings.Contains(err.Error(), "no_such_var") {
+			t.Errorf("Prepare(%s) error %q does not name the placeholder", r.Name, err)
+		} else if p := ruleErrorProblem(r, err); p != "" {
+			t.Errorf("Prepare(%s) error %q %s", r.Name, err, p)
 		}
 	})
 }

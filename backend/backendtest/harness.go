@@ -18,10 +18,22 @@ type Harness struct {
 	New func(t *testing.T) hook.Backend
 
 	// Reopen returns a new backend on the namespace of old, which the suite has already
-	// closed (without flushing it first). It is how the suite checks that Close drains the
-	// write queue: what was written before Close must be readable through the new backend.
-	// Optional: when nil, the CloseDrains subtest is skipped, naming this field.
+	// closed (without flushing it first): a restart. It is how the suite checks that Close
+	// drains the write queue (CloseDrains) and that a restart keeps everything (Restart):
+	// what was written before Close must be readable through the new backend. Optional: when
+	// nil, those subtests are skipped, naming this field.
 	Reopen func(t *testing.T, old hook.Backend) hook.Backend
+
+	// Twin returns a second backend on the namespace of b, which stays open: two brokers
+	// writing one database. The suite closes it. Optional: when nil, the TwoWriters
+	// subtests are skipped, naming this field.
+	Twin func(t *testing.T, b hook.Backend) hook.Backend
+
+	// ReadBack returns every message a write-only sink (Features.Sink) has stored in b's
+	// namespace so far, in any order, each with the ID, Topic, QoS, From, Payload and
+	// Timestamp it was written with (the suite compares them as it compares fetched
+	// messages). Required with Features.Sink, and only then.
+	ReadBack func(ctx context.Context, b hook.Backend) ([]*hook.Message, error)
 
 	// Features declares what the store supports; the suite runs the subtests of everything
 	// declared, and checks that what is not declared is refused.
@@ -33,10 +45,11 @@ type Harness struct {
 	Custom *CustomActions
 }
 
-// Features declares a store's capabilities. A store states what it does not support here,
-// never by skipping subtests itself: each subtest that needs something undeclared is skipped
-// with a message naming the missing feature, and Prepare must refuse the functions that are
-// not listed (with an error wrapping hook.ErrUnsupported).
+// Features declares a store's capabilities. Every flag is positive: a store sets what it
+// supports, and what it does not declare is checked to be refused cleanly, never skipped
+// silently: Prepare must refuse the functions that are not listed (an error wrapping
+// hook.ErrUnsupported), binary payloads and wildcard lookups must be refused as the fields
+// say, and a subtest that cannot run without a feature is skipped with a message naming it.
 type Features struct {
 	// Functions lists the built-in functions the store implements (the hook.On... names),
 	// e.g. the SQL stores: on_client_connected, on_client_disconnected, on_subscribe_lookup,
@@ -58,8 +71,29 @@ type Features struct {
 	// MaxReturnedCount: fetch functions honour Rule.OfflineOpts.MaxReturnedCount.
 	MaxReturnedCount bool
 	// TimeRange: fetch functions honour Rule.OfflineOpts.TimeRange, comparing it with the
-	// messages' Timestamp.
+	// messages' Timestamp or, for IDs of the hook.IDGenerator form, the time part of the ID
+	// (hook.IDTimePrefix): the suite's messages agree on both.
 	TimeRange bool
+
+	// BinaryPayload: payloads are stored and returned byte for byte, whatever they hold
+	// (NUL, invalid UTF-8). False (a store whose schema keeps text): such a payload must be
+	// refused cleanly, by an error from Write or a write counted in Stats.Failed, and never
+	// stored altered; a text payload must still be stored exactly.
+	BinaryPayload bool
+	// WildcardFetch: the fetch functions accept topic filters with '+' and '#'. False: a
+	// fetch with such a filter must fail with an error wrapping hook.ErrUnsupported; the
+	// suite then fetches topic by topic where it needs several.
+	WildcardFetch bool
+	// WildcardRetained: on_retain_lookup accepts filters with '+' and '#'. False: such a
+	// lookup must fail with an error wrapping hook.ErrUnsupported.
+	WildcardRetained bool
+
+	// Sink: the store is a write-only sink (a time-series database): it lists exactly
+	// on_message_publish in Functions, stores every message it is given whatever its QoS
+	// (a reading is a reading), and Harness.ReadBack reads back what it stored. The Sink
+	// subtests need it. A sink need not be idempotent by msgid (a plain INSERT is not): the
+	// suite writes each message once and wants it read back exactly once.
+	Sink bool
 
 	// Serial makes every subtest run alone; leave it false unless backends on different
 	// namespaces of the same server cannot be used at the same time.

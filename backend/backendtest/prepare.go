@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -48,8 +49,8 @@ func (s *suite) testPrepare(t *testing.T) {
 				t.Errorf("Prepare(%s) accepted %s, which Features.Functions does not list", r.Name, fn)
 			case !isUnsupported(err) && !errors.Is(err, hook.ErrUnknownFunction):
 				t.Errorf("Prepare(%s) error %q wraps neither hook.ErrUnsupported nor hook.ErrUnknownFunction", r.Name, err)
-			case !strings.Contains(err.Error(), r.Name):
-				t.Errorf("Prepare(%s) error %q does not name the rule", r.Name, err)
+			case ruleErrorProblem(r, err) != "":
+				t.Errorf("Prepare(%s) error %q %s", r.Name, err, ruleErrorProblem(r, err))
 			}
 		}
 	})
@@ -67,8 +68,8 @@ func (s *suite) testPrepare(t *testing.T) {
 				r := e.rule(p, hook.RuleAction{Function: fn})
 				if _, err := e.b.Prepare(r); err == nil {
 					t.Errorf("Prepare(%s) accepted %s at %s, where it does not apply", r.Name, fn, p)
-				} else if !strings.Contains(err.Error(), r.Name) {
-					t.Errorf("Prepare(%s) error %q does not name the rule", r.Name, err)
+				} else if p := ruleErrorProblem(r, err); p != "" {
+					t.Errorf("Prepare(%s) error %q %s", r.Name, err, p)
 				}
 			}
 		}
@@ -96,8 +97,36 @@ func (s *suite) testPrepare(t *testing.T) {
 				t.Errorf("Prepare(%s) accepted an action of kind %s; Harness.Custom says the store runs %q", r.Name, kind, own)
 			case kind != "empty" && !isUnsupported(err):
 				t.Errorf("Prepare(%s) error %q (action kind %s) does not wrap hook.ErrUnsupported", r.Name, err, kind)
-			case !strings.Contains(err.Error(), r.Name):
-				t.Errorf("Prepare(%s) error %q does not name the rule", r.Name, err)
+			case ruleErrorProblem(r, err) != "":
+				t.Errorf("Prepare(%s) error %q %s", r.Name, err, ruleErrorProblem(r, err))
+			}
+		}
+	})
+	t.Run("UnknownOptionRefused", func(t *testing.T) {
+		// A typo of expired_time must not silently mean "never expires".
+		e := s.open(t)
+		typo := func(r *hook.Rule) { r.Options = map[string]json.RawMessage{"expire_time": json.RawMessage("3600")} }
+		var rules []*hook.Rule
+		for _, fn := range allFunctions {
+			if s.fns[fn] {
+				info, _ := hook.LookupFunction(fn)
+				rules = append(rules, e.rule(info.Points[0], hook.RuleAction{Function: fn}, typo))
+			}
+		}
+		if s.h.Custom != nil {
+			rules = append(rules, e.rule(hook.MessagePublish, s.h.Custom.Record([]string{"clientid"}), typo))
+		}
+		for _, r := range rules {
+			_, err := e.b.Prepare(r)
+			switch {
+			case err == nil:
+				t.Errorf("Prepare(%s) accepted the unknown option \"expire_time\" (a typo of expired_time)", r.Name)
+			case !errors.Is(err, hook.ErrUnknownOption):
+				t.Errorf("Prepare(%s) error %q does not wrap hook.ErrUnknownOption (Prepare calls Rule.CheckOptions with the keys the store reads)", r.Name, err)
+			case !strings.Contains(err.Error(), "expire_time"):
+				t.Errorf("Prepare(%s) error %q does not name the unknown key expire_time", r.Name, err)
+			case ruleErrorProblem(r, err) != "":
+				t.Errorf("Prepare(%s) error %q %s", r.Name, err, ruleErrorProblem(r, err))
 			}
 		}
 	})

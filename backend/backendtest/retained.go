@@ -10,10 +10,8 @@ import (
 func (s *suite) testRetained(t *testing.T) {
 	s.require(t, hook.OnMessageRetain, hook.OnRetainLookup)
 	open := func(t *testing.T) (*env, hook.WriteAction, func(filter string) []*hook.Message) {
-		e := s.open(t)
-		retain := e.writer(hook.MessagePublish, hook.OnMessageRetain)
-		lookup := e.looker(hook.SessionSubscribed, hook.OnRetainLookup)
-		return e, retain, func(filter string) []*hook.Message { t.Helper(); return e.retained(lookup, "s1", filter) }
+		e, retain, _, lookup := s.openRetained(t)
+		return e, retain, lookup
 	}
 	retained := func(e *env, topic string, qos byte, payload string) *hook.Message {
 		m := e.msg(topic, qos, payload)
@@ -22,8 +20,9 @@ func (s *suite) testRetained(t *testing.T) {
 	}
 	// filterCases retains one message on each topic, then checks that looking up each filter
 	// returns the messages of the topics listed for it.
+	// Without Features.WildcardRetained, each filter with a wildcard must be refused instead.
 	filterCases := func(t *testing.T, topics []string, cases map[string][]string) {
-		e, retain, lookup := open(t)
+		e, retain, l, lookup := s.openRetained(t)
 		byTopic := make(map[string]*hook.Message)
 		for _, tp := range topics {
 			byTopic[tp] = retained(e, tp, 1, "on "+tp)
@@ -31,6 +30,10 @@ func (s *suite) testRetained(t *testing.T) {
 		}
 		e.flush()
 		for filter, want := range cases {
+			if hasWildcard(filter) && !s.h.Features.WildcardRetained {
+				e.checkWildcardRefused(l, "s1", filter, true)
+				continue
+			}
 			var wm []*hook.Message
 			for _, tp := range want {
 				wm = append(wm, byTopic[tp])
@@ -119,17 +122,28 @@ func (s *suite) testRetained(t *testing.T) {
 	})
 	t.Run("BinaryPayload", func(t *testing.T) {
 		e, retain, lookup := open(t)
+		e.allowFailed = !s.h.Features.BinaryPayload
+		failedBefore := e.failedWrites()
 		var all []*hook.Message
-		for i, p := range binaryPayloads() {
+		for i, p := range append(binaryPayloads(), []byte("text")) {
 			if len(p) == 0 {
 				continue // an empty retained payload means "delete"
 			}
 			m := retained(e, fmt.Sprint("bin/", i), 1, "")
 			m.Payload = p
 			all = append(all, m)
-			e.publish(retain, m)
 		}
+		refused := e.publishOrRefuse(retain, all...)
 		e.flush()
-		checkMessageSet(t, "retained lookup of bin/#", lookup("bin/#"), all...)
+		e.checkBinaryPayloads("retained lookup of bin/#", lookup("bin/#"), false, refused, failedBefore, all...)
 	})
+}
+
+// openRetained opens a backend with on_message_retain and on_retain_lookup prepared, and
+// returns it, the retain action, the lookup action, and a lookup of filter by client s1.
+func (s *suite) openRetained(t *testing.T) (*env, hook.WriteAction, hook.LookupAction, func(filter string) []*hook.Message) {
+	e := s.open(t)
+	retain := e.writer(hook.MessagePublish, hook.OnMessageRetain)
+	l := e.looker(hook.SessionSubscribed, hook.OnRetainLookup)
+	return e, retain, l, func(filter string) []*hook.Message { t.Helper(); return e.retained(l, "s1", filter) }
 }

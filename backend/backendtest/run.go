@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
+	"github.com/mqttstore/mqttstore/topic"
 )
 
 // opTimeout bounds each Flush, lookup and Close of the suite.
@@ -49,8 +52,12 @@ var allFunctions = []string{
 //	KeepLatest         the _keep_latest functions
 //	Retained           on_message_retain, on_retain_delete, on_retain_lookup
 //	CustomActions      statements with ${var} placeholders (Harness.Custom)
+//	Registration       registering through a hook.Dispatcher: a failed registration leaves no trace
+//	Restart            Close and Harness.Reopen keep everything
+//	Sink               a write-only sink (Features.Sink), read back with Harness.ReadBack
 //
-// Run returns once every subtest has finished.
+// Run returns once every subtest has finished. It fails at once on a harness that
+// contradicts itself (see Harness and Features).
 func Run(t *testing.T, h Harness) {
 	t.Helper()
 	if h.New == nil {
@@ -70,6 +77,14 @@ func Run(t *testing.T, h Harness) {
 		// Its subtests would have nothing to fetch: fail rather than skip them all unnoticed.
 		t.Fatalf("backendtest: Features.Functions lists %s but neither on_message_publish nor on_message_store, which the suite stores its messages with", fn)
 	}
+	switch f := h.Features; {
+	case f.Sink && h.ReadBack == nil:
+		t.Fatal("backendtest: Features.Sink needs Harness.ReadBack, which reads back what the sink stored")
+	case !f.Sink && h.ReadBack != nil:
+		t.Fatal("backendtest: Harness.ReadBack is set but Features.Sink is false: ReadBack is for write-only sinks")
+	case f.Sink && (len(s.fns) != 1 || !s.fns[hook.OnMessagePublish]):
+		t.Fatalf("backendtest: Features.Sink needs Features.Functions to be exactly [on_message_publish], not %v", f.Functions)
+	}
 	t.Run("Prepare", s.testPrepare)
 	t.Run("ClientState", s.testClientState)
 	t.Run("Subscriptions", s.testSubscriptions)
@@ -78,6 +93,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("KeepLatest", s.testKeepLatest)
 	t.Run("Retained", s.testRetained)
 	t.Run("CustomActions", s.testCustomActions)
+	t.Run("Registration", s.testRegistration)
+	t.Run("Restart", s.testRestart)
+	t.Run("Sink", s.testSink)
 }
 
 // suite is one Run: the harness and what it declared.
@@ -119,6 +137,39 @@ type env struct {
 	// dropped writes (for subtests that feed values a database may refuse).
 	allowFailed bool
 	rules       int
+	// topics are the topics published in the namespace, shared with the envs of its other
+	// backends: what a lookup with a wildcard filter is split into for a store without
+	// wildcard lookups.
+	topics *topicSet
+}
+
+// topicSet is a set of topics, safe for concurrent use.
+type topicSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (ts *topicSet) add(tp string) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.m == nil {
+		ts.m = make(map[string]bool)
+	}
+	ts.m[tp] = true
+}
+
+// matching returns the topics filter matches, sorted.
+func (ts *topicSet) matching(filter string) []string {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	var out []string
+	for tp := range ts.m {
+		if topic.Match(filter, tp) {
+			out = append(out, tp)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // open gives subtest t its own backend, closed when t ends, and makes t parallel unless the
@@ -128,15 +179,21 @@ func (s *suite) open(t *testing.T) *env {
 	if !s.h.Features.Serial {
 		t.Parallel()
 	}
-	return s.adopt(t, s.h.New(t), "Harness.New")
+	return s.adopt(t, s.h.New(t), "Harness.New", new(topicSet))
 }
 
-func (s *suite) adopt(t *testing.T, b hook.Backend, from string) *env {
+// sibling adopts b, a backend on e's namespace (from Harness.Reopen or Harness.Twin).
+func (e *env) sibling(b hook.Backend, from string) *env {
+	e.t.Helper()
+	return e.s.adopt(e.t, b, from, e.topics)
+}
+
+func (s *suite) adopt(t *testing.T, b hook.Backend, from string, topics *topicSet) *env {
 	t.Helper()
 	if b == nil {
 		t.Fatalf("%s returned a nil backend", from)
 	}
-	e := &env{t: t, s: s, b: b}
+	e := &env{t: t, s: s, b: b, topics: topics}
 	t.Cleanup(func() {
 		if e.closed {
 			return
@@ -181,7 +238,9 @@ func (e *env) rule(p hook.Point, a hook.RuleAction, mods ...func(*hook.Rule)) *h
 	return r
 }
 
-// prepare prepares r, failing the test on an error.
+// prepare registers r as hook.Dispatcher.Register would, as a registration of its own:
+// Prepare, then Activate with the action when the backend is a hook.Activator. It fails the
+// test on an error.
 func (e *env) prepare(r *hook.Rule) hook.Action {
 	e.t.Helper()
 	a, err := e.b.Prepare(r)
@@ -190,6 +249,13 @@ func (e *env) prepare(r *hook.Rule) hook.Action {
 	}
 	if a == nil {
 		e.t.Fatalf("Prepare(%s) returned a nil action and no error", r.Name)
+	}
+	if act, ok := e.b.(hook.Activator); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		if err := act.Activate(ctx, []hook.Action{a}); err != nil {
+			e.t.Fatalf("Activate(%s): %v", r.Name, err)
+		}
 	}
 	return a
 }
@@ -285,8 +351,23 @@ func (e *env) failedWrites() uint64 {
 
 // msg returns a new message with a fresh ID and the current time.
 func (e *env) msg(topic string, qos byte, payload string) *hook.Message {
+	return newMessage(e.s.ids, topic, qos, payload)
+}
+
+// msgAt returns a new message received at ts, with an ID whose time part is ts (so that a
+// store may find it by msgid range as well as by Timestamp). IDs made for increasing times
+// increase, and are unique as long as the times are.
+func (e *env) msgAt(ts time.Time, topic string, qos byte, payload string) *hook.Message {
+	m := e.msg(topic, qos, payload)
+	m.ID = hook.IDTimePrefix(ts) + m.ID[hook.IDTimeLen:]
+	m.Timestamp = ts
+	return m
+}
+
+// newMessage returns a new message with an ID from ids and the current time.
+func newMessage(ids *hook.IDGenerator, topic string, qos byte, payload string) *hook.Message {
 	return &hook.Message{
-		ID:        e.s.ids.Next(),
+		ID:        ids.Next(),
 		From:      "publisher-1",
 		Username:  "user-1",
 		Peerhost:  "192.0.2.1",
@@ -301,8 +382,24 @@ func (e *env) msg(topic string, qos byte, payload string) *hook.Message {
 func (e *env) publish(w hook.WriteAction, msgs ...*hook.Message) {
 	e.t.Helper()
 	for _, m := range msgs {
+		e.topics.add(m.Topic)
 		e.write(w, &hook.PublishEvent{Message: m})
 	}
+}
+
+// publishOrRefuse publishes msgs for a subtest that allows refusals, and returns the IDs of
+// those whose Write returned an error.
+func (e *env) publishOrRefuse(w hook.WriteAction, msgs ...*hook.Message) map[string]bool {
+	e.t.Helper()
+	refused := make(map[string]bool)
+	for _, m := range msgs {
+		e.topics.add(m.Topic)
+		if err := w.Write(context.Background(), &hook.PublishEvent{Message: m}); err != nil {
+			e.t.Logf("Write of %s (payload %s) refused: %v", m.ID, formatPayload(m.Payload), err)
+			refused[m.ID] = true
+		}
+	}
+	return refused
 }
 
 func (e *env) ack(w hook.WriteAction, client string, msgs ...*hook.Message) {
@@ -328,26 +425,98 @@ func (e *env) retained(l hook.LookupAction, client, filter string) []*hook.Messa
 
 func (e *env) messages(l hook.LookupAction, client, filter string, retained bool) []*hook.Message {
 	e.t.Helper()
-	res := e.lookup(l, &hook.SubscribedEvent{ClientID: client, Username: "user-" + client, Topic: filter, QoS: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	got, err := e.lookupMessages(ctx, l, client, filter, retained)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return got
+}
+
+// wildcards reports whether the store's lookups (fetches, or retained lookups) take filters
+// with wildcards.
+func (s *suite) wildcards(retained bool) bool {
+	if retained {
+		return s.h.Features.WildcardRetained
+	}
+	return s.h.Features.WildcardFetch
+}
+
+// lookupMessages is messages for any goroutine: it returns what a message lookup for client
+// subscribing to filter answers, or an error saying what is wrong. For a store that does
+// not take wildcard filters (Features.WildcardFetch, WildcardRetained), a filter with
+// wildcards is looked up as each topic published in the namespace that it matches, checking
+// each answer is oldest first, and the answers are joined in ID order.
+func (e *env) lookupMessages(ctx context.Context, l hook.LookupAction, client, filter string, retained bool) ([]*hook.Message, error) {
+	if !hasWildcard(filter) || e.s.wildcards(retained) {
+		return lookupOnce(ctx, l, client, filter, retained)
+	}
+	var all []*hook.Message
+	for _, tp := range e.topics.matching(filter) {
+		got, err := lookupOnce(ctx, l, client, tp, retained)
+		if err != nil {
+			return nil, err
+		}
+		if p := orderProblem(got); p != "" && !retained {
+			return nil, fmt.Errorf("lookup for %s subscribing to %q (one of the topics %q matches) %s:\n%s", client, tp, filter, p, formatMessages(got))
+		}
+		all = append(all, got...)
+	}
+	if !retained {
+		slices.SortStableFunc(all, func(a, b *hook.Message) int { return strings.Compare(a.ID, b.ID) })
+	}
+	return all, nil
+}
+
+func lookupOnce(ctx context.Context, l hook.LookupAction, client, filter string, retained bool) ([]*hook.Message, error) {
+	res, err := l.Lookup(ctx, &hook.SubscribedEvent{ClientID: client, Username: "user-" + client, Topic: filter, QoS: 1})
+	if err != nil {
+		return nil, fmt.Errorf("Lookup for %s subscribing to %q: %w", client, filter, err)
+	}
 	got, other, want, not := res.Offline, res.Retained, "Offline", "Retained"
 	if retained {
 		got, other, want, not = res.Retained, res.Offline, "Retained", "Offline"
 	}
+	var problems []string
 	if len(res.Subscriptions) != 0 {
-		e.t.Errorf("lookup for %s subscribing to %q returned subscriptions %v; a message lookup returns messages only",
-			client, filter, res.Subscriptions)
+		problems = append(problems, fmt.Sprintf("returned subscriptions %v; a message lookup returns messages only", res.Subscriptions))
 	}
 	if len(other) != 0 {
-		e.t.Errorf("lookup for %s subscribing to %q returned messages in Result.%s, want them in Result.%s: %s",
-			client, filter, not, want, formatMessages(other))
+		problems = append(problems, fmt.Sprintf("returned messages in Result.%s, want them in Result.%s: %s", not, want, formatMessages(other)))
 	}
 	for i, m := range got {
 		if m == nil {
-			e.t.Fatalf("lookup for %s subscribing to %q returned a nil message at index %d", client, filter, i)
+			problems = append(problems, fmt.Sprintf("returned a nil message at index %d", i))
 		}
 	}
-	return got
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("lookup for %s subscribing to %q %s", client, filter, strings.Join(problems, "; "))
+	}
+	return got, nil
 }
+
+// checkWildcardRefused checks that a lookup with filter, which has wildcards, fails with an
+// error wrapping hook.ErrUnsupported: what a store without wildcard lookups must do.
+func (e *env) checkWildcardRefused(l hook.LookupAction, client, filter string, retained bool) {
+	e.t.Helper()
+	feature := "Features.WildcardFetch"
+	if retained {
+		feature = "Features.WildcardRetained"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	res, err := l.Lookup(ctx, &hook.SubscribedEvent{ClientID: client, Username: "user-" + client, Topic: filter, QoS: 1})
+	switch {
+	case err == nil:
+		e.t.Errorf("lookup of the wildcard filter %q answered %d offline and %d retained messages and no error; without %s it must fail with an error wrapping hook.ErrUnsupported",
+			filter, len(res.Offline), len(res.Retained), feature)
+	case !isUnsupported(err):
+		e.t.Errorf("lookup of the wildcard filter %q: %v; without %s the error must wrap hook.ErrUnsupported", filter, err, feature)
+	}
+}
+
+func hasWildcard(filter string) bool { return strings.ContainsAny(filter, "+#") }
 
 // checkMessages reports an error unless got holds exactly want, in that order. Messages are
 // compared by ID, Topic, QoS, From, Payload (byte for byte) and Timestamp (within timeSlack).
@@ -461,3 +630,75 @@ func formatPayload(p []byte) string {
 
 // isUnsupported reports whether err says the store does not support what was asked.
 func isUnsupported(err error) bool { return errors.Is(err, hook.ErrUnsupported) }
+
+// ruleErrorProblem says what is wrong with err, Prepare's refusal of rule r, as the
+// dispatcher will report it: Prepare returns a *hook.RuleError for r, or a plain error, and
+// the dispatcher names the rule once. A plain error that names the rule itself would name it
+// twice. "" means nothing is wrong.
+func ruleErrorProblem(r *hook.Rule, err error) string {
+	if re, ok := err.(*hook.RuleError); ok {
+		if re.Rule == r.Name || re.Rule == "" {
+			return ""
+		}
+		return fmt.Sprintf("is a *hook.RuleError for rule %q, not for %q", re.Rule, r.Name)
+	}
+	if strings.Contains(err.Error(), r.Name) {
+		return "names the rule itself; the dispatcher adds the rule's name (return a *hook.RuleError, or a plain error without it)"
+	}
+	return ""
+}
+
+// binaryPayload reports whether p holds what only a binary-safe store keeps: NUL or invalid
+// UTF-8.
+func binaryPayload(p []byte) bool { return bytes.IndexByte(p, 0) >= 0 || !utf8.Valid(p) }
+
+// checkBinaryPayloads checks what a lookup (or ReadBack) answered for sent, messages that
+// hold binary payloads (and text ones), written with refused[ID] set where Write returned an
+// error, Stats.Failed being failedBefore before. With Features.BinaryPayload, got must be
+// exactly sent (inOrder: in that order, else in any order). Without, each message must come
+// back exactly or be refused cleanly: absent, with an error from Write or a write counted in
+// Stats.Failed; a text payload must come back, and an altered one is an error.
+func (e *env) checkBinaryPayloads(what string, got []*hook.Message, inOrder bool, refused map[string]bool, failedBefore uint64, sent ...*hook.Message) {
+	e.t.Helper()
+	check := checkMessageSet
+	if inOrder {
+		check = checkMessages
+	}
+	if e.s.h.Features.BinaryPayload {
+		check(e.t, what, got, sent...)
+		return
+	}
+	returned := make(map[string]bool)
+	for _, m := range got {
+		returned[m.ID] = true
+	}
+	var want []*hook.Message
+	var missing, binary, exact int
+	for _, m := range sent {
+		bin := binaryPayload(m.Payload)
+		if bin {
+			binary++
+		}
+		switch {
+		case returned[m.ID]:
+			want = append(want, m)
+			if bin {
+				exact++ // if not, check reports the difference
+			}
+		case refused[m.ID]:
+		case bin:
+			missing++
+		default:
+			e.t.Errorf("%s: the message %s with the text payload %s was lost; only payloads with NUL or invalid UTF-8 may be refused", what, m.ID, formatPayload(m.Payload))
+		}
+	}
+	check(e.t, what+" (without Features.BinaryPayload: a payload the store cannot keep must be refused, never altered)", got, want...)
+	if missing > 0 {
+		if failed := e.failedWrites() - failedBefore; failed < uint64(missing) {
+			e.t.Errorf("%s: %d binary payloads were neither stored nor refused: Write returned nil and Stats.Failed grew by %d (without Features.BinaryPayload a store must refuse them: an error from Write, or a write counted as failed)", what, missing, failed)
+		}
+	}
+	if binary > 0 && exact == binary {
+		e.t.Errorf("%s: every binary payload was stored exactly: set Features.BinaryPayload", what)
+	}
+}
