@@ -66,15 +66,17 @@ func TestConformance(t *testing.T) {
 
 func harness(d deployment) backendtest.Harness {
 	return backendtest.Harness{
-		New: func(t *testing.T) hook.Backend { return openStore(t, configFor(t, d)) },
-		Reopen: func(t *testing.T, old hook.Backend) hook.Backend {
-			return openStore(t, old.(*Store).cfg)
-		},
+		New:    func(t *testing.T) hook.Backend { return openStore(t, configFor(t, d)) },
+		Reopen: func(t *testing.T, old hook.Backend) hook.Backend { return openStore(t, old.(*Store).cfg) },
+		Twin:   func(t *testing.T, b hook.Backend) hook.Backend { return openStore(t, b.(*Store).cfg) },
 		Features: backendtest.Features{
 			Functions:        Functions,
 			ExpiredTime:      true,
 			MaxReturnedCount: true,
 			TimeRange:        true,
+			BinaryPayload:    true,
+			WildcardFetch:    true,
+			WildcardRetained: true,
 		},
 		Custom: &backendtest.CustomActions{
 			Record: recordAction,

@@ -62,42 +62,23 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// activating is a Store whose Prepare also activates the action, as Dispatcher.Register does
-// once every rule of a registration has prepared: the conformance suite on main prepares its
-// rules one at a time and does not call Activate.
-type activating struct{ *Store }
-
-func (a activating) Prepare(r *hook.Rule) (hook.Action, error) {
-	act, err := a.Store.Prepare(r)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.Store.Activate(context.Background(), []hook.Action{act}); err != nil {
-		return nil, err
-	}
-	return act, nil
-}
-
-func storeOf(b hook.Backend) *Store {
-	if a, ok := b.(activating); ok {
-		return a.Store
-	}
-	return b.(*Store)
-}
+func storeOf(b hook.Backend) *Store { return b.(*Store) }
 
 func harness(d Dialect) backendtest.Harness {
 	return backendtest.Harness{
 		New: func(t *testing.T) hook.Backend {
-			return activating{openStore(t, Config{Dialect: d, DSN: dsnFor(t, d), EnsureSchema: true, Options: testOptions})}
+			return openStore(t, Config{Dialect: d, DSN: dsnFor(t, d), EnsureSchema: true, Options: testOptions})
 		},
-		Reopen: func(t *testing.T, old hook.Backend) hook.Backend {
-			return activating{openStore(t, storeOf(old).cfg)}
-		},
+		Reopen: func(t *testing.T, old hook.Backend) hook.Backend { return openStore(t, storeOf(old).cfg) },
+		Twin:   func(t *testing.T, b hook.Backend) hook.Backend { return openStore(t, storeOf(b).cfg) },
 		Features: backendtest.Features{
 			Functions:        Functions,
 			ExpiredTime:      true,
 			MaxReturnedCount: true,
 			TimeRange:        true,
+			BinaryPayload:    true,
+			WildcardFetch:    true,
+			WildcardRetained: true,
 		},
 		Custom: &backendtest.CustomActions{
 			Setup:  func(t *testing.T, b hook.Backend) { createRecordTable(t, storeOf(b)) },
