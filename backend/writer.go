@@ -25,25 +25,85 @@ const (
 type WriterConfig[T any] struct {
 	// Store names the store in errors and logs, e.g. "sqlstore/postgres".
 	Store string
-	// Options gives the batch size and interval, queue size, overflow policy, retry policy,
-	// query timeout and logger (WithDefaults is applied).
+	// Options gives the batch size and interval, shards, queue size, overflow policy, retry
+	// policy, query timeout and logger (WithDefaults is applied).
 	Options Options
-	// Flush writes one batch, in order. It runs on the writer's goroutines, one call at a time
-	// per shard. It must be idempotent, because a batch whose outcome is unknown is flushed
-	// again (stores key their writes by msgid). ctx carries Options.QueryTimeout and is
-	// canceled when Close gives up. batch is only valid during the call: the writer reuses it.
-	Flush func(ctx context.Context, batch []T) error
+	// Flush writes one batch, in order. It returns nil when every item it did not mark in res
+	// was written. A non-nil error says what happened to the items it did not mark; Classify
+	// tells the writer what to do with them. Marks always apply.
+	//
+	// It runs on the writer's goroutines, one call at a time per shard. ctx carries
+	// Options.QueryTimeout and is canceled when Close gives up. batch and res are only valid
+	// during the call: the writer reuses them.
+	Flush func(ctx context.Context, batch []T, res *BatchResult) error
 	// Key returns an item's ordering key (the client ID): items with the same key are flushed
-	// in the order they were enqueued, never concurrently. nil: one ordered stream (Shards is 1).
+	// in the order they were enqueued, never concurrently. nil: one ordered stream (one shard).
 	Key func(T) string
-	// Shards is how many batches may be flushed concurrently, items going to a shard by the
-	// hash of their Key; default 1. Options.QueueSize is split evenly between the shards.
-	Shards int
-	// Transient reports whether an error is worth retrying (connection refused or reset,
-	// timeout, deadlock, server shutting down...); IsTransient is a starting point. nil: every
-	// error is transient, so a batch is retried until it succeeds or Retry.MaxAttempts runs
-	// out, and bad items are never isolated.
-	Transient func(error) bool
+	// Classify says what an error returned by Flush means for the unmarked items of the batch.
+	// nil: IsTransient errors are FailRetry (plus the writer's own timeouts: FailUnknown),
+	// others FailItem. A Flush that panics is FailItem whatever Classify says.
+	Classify func(error) Failure
+	// NotIdempotent: writing an item twice duplicates it (e.g. plain INSERTs without a unique
+	// key). Then an Unknown outcome is not retried: the items are counted as failed and logged
+	// as "outcome unknown". The zero value (idempotent, e.g. keyed by msgid) retries them.
+	NotIdempotent bool
+}
+
+// Failure is what an error of Flush means for the items it did not mark.
+type Failure uint8
+
+const (
+	// FailItem: an item is bad (constraint violation, value too long). The batch is split in
+	// halves, recursively, so that the bad item fails alone and its neighbours are written.
+	FailItem Failure = iota
+	// FailRetry: nothing was written (connection refused, throttled). The batch is written
+	// again after a backoff, before the shard's later items.
+	FailRetry
+	// FailUnknown: maybe written (timeout mid-write, connection lost after sending). As
+	// FailRetry if the writes are idempotent; otherwise the items fail ("outcome unknown").
+	FailUnknown
+	// FailBatch: every item fails for good and splitting will not help (missing table,
+	// permission denied). The items are counted as failed at once.
+	FailBatch
+)
+
+// BatchResult is where Flush reports per-item outcomes (DynamoDB UnprocessedItems, MongoDB
+// per-document write errors, OpenTSDB per-point errors). Indices are into the batch Flush got;
+// an index out of range panics. Of several marks of one item the last counts. Its methods are
+// safe for concurrent use during the Flush call.
+type BatchResult struct {
+	mu    sync.Mutex
+	n     int // len(batch)
+	marks []mark
+}
+
+type mark struct {
+	i     int
+	retry bool // else failed
+	err   error
+}
+
+// Retry marks item i as not written: it is written again later, with backoff, before the
+// shard's next batch, and counts toward Retry.MaxAttempts as a retried batch does. Its
+// neighbours do not wait for it, so it may land after a later item of the same key in the
+// same batch: a store that needs strict order within a batch must not mark selectively.
+func (r *BatchResult) Retry(i int, err error) { r.mark(i, true, err) }
+
+// Fail marks item i as failed for good: it is counted in Stats.Failed and logged.
+func (r *BatchResult) Fail(i int, err error) { r.mark(i, false, err) }
+
+func (r *BatchResult) mark(i int, retry bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if i < 0 || i >= r.n {
+		panic(fmt.Sprintf("backend.BatchResult: index %d out of range [0, %d)", i, r.n))
+	}
+	r.marks = append(r.marks, mark{i, retry, err})
+}
+
+func (r *BatchResult) reset(n int) {
+	clear(r.marks) // drop the errors
+	r.marks, r.n = r.marks[:0], n
 }
 
 // Writer is the bounded, batching, asynchronous writer every store puts between the broker's
@@ -51,12 +111,13 @@ type WriterConfig[T any] struct {
 // microsecond; the writer's goroutines (one per shard) gather items into batches of up to
 // Options.BatchSize, waiting at most Options.BatchInterval for a batch to fill, and call Flush.
 //
-// Failures: an error that Transient accepts is retried with exponential backoff and jitter
-// (Options.Retry), the shard holding back its later items so that the order per key survives;
-// a batch that fails with any other error is split in halves, recursively, so that a bad item
-// fails alone and its neighbours are written; a Flush that panics is recovered and its error
-// treated as permanent (the panic is logged with its stack). Items that fail for good are
-// counted in Stats.Failed and logged with the store name and the error.
+// Failures: Flush reports the outcome of each item: marks in its BatchResult, and for the
+// others its error, which Classify turns into a Failure. Items to retry are written again
+// with exponential backoff and jitter (Options.Retry), the shard holding back its later items
+// so that the order per key survives; a FailItem batch is split in halves, recursively, so
+// that a bad item fails alone and its neighbours are written; a Flush that panics is
+// recovered and treated as FailItem (the panic is logged with its stack). Items that fail for
+// good are counted in Stats.Failed and logged with the store name and the error.
 //
 // A Writer is safe for concurrent use. Close it to write out what is queued.
 type Writer[T any] struct {
@@ -101,6 +162,11 @@ type shard[T any] struct {
 	wake     chan struct{} // capacity 1: a token for the flusher to look again
 	room     chan struct{} // closed when room is made; nil if no producer waits
 	doneCh   chan struct{} // closed when done grows; nil if no Flush waits
+
+	// The flusher's own, reused from batch to batch.
+	res  BatchResult
+	dest []uint8 // what happens next to each item of a batch with marks
+	tmp  []T     // to reorder such a batch
 }
 
 // NewWriter starts a writer. It panics if cfg.Flush is nil.
@@ -111,10 +177,10 @@ func NewWriter[T any](cfg WriterConfig[T]) *Writer[T] {
 	if cfg.Store == "" {
 		cfg.Store = "backend"
 	}
-	if cfg.Shards <= 0 || cfg.Key == nil {
-		cfg.Shards = 1
-	}
 	opts := cfg.Options.WithDefaults()
+	if cfg.Key == nil {
+		opts.Shards = 1
+	}
 	w := &Writer[T]{
 		cfg:       cfg,
 		opts:      opts,
@@ -125,10 +191,10 @@ func NewWriter[T any](cfg WriterConfig[T]) *Writer[T] {
 		errClosed: fmt.Errorf("%s: writer %w: %w", cfg.Store, hook.ErrClosed, hook.ErrDropped),
 	}
 	w.base, w.cancel = context.WithCancel(context.Background())
-	w.shards = make([]*shard[T], cfg.Shards)
+	w.shards = make([]*shard[T], opts.Shards)
 	for i := range w.shards {
-		bound := opts.QueueSize / cfg.Shards
-		if i < opts.QueueSize%cfg.Shards {
+		bound := opts.QueueSize / opts.Shards
+		if i < opts.QueueSize%opts.Shards {
 			bound++
 		}
 		s := &shard[T]{max: max(bound, 1), wake: make(chan struct{}, 1)}
@@ -272,7 +338,7 @@ func (w *Writer[T]) run(s *shard[T]) {
 		w.inflight.Add(int64(k))
 		s.mu.Unlock()
 
-		w.write(batch)
+		w.write(s, batch, 1)
 		clear(batch)
 
 		s.mu.Lock()
@@ -285,47 +351,132 @@ func (w *Writer[T]) run(s *shard[T]) {
 	}
 }
 
-// write writes batch: retrying transient errors, splitting on others, counting the outcome.
-func (w *Writer[T]) write(batch []T) {
-	for attempt := 1; ; attempt++ {
+// write writes items, which have had attempt-1 tries, in order and in pieces of at most
+// BatchSize, and counts the outcome of each.
+func (w *Writer[T]) write(s *shard[T], items []T, attempt int) {
+	for len(items) > 0 {
+		n := min(len(items), w.opts.BatchSize)
+		w.writePiece(s, items[:n], attempt)
+		items = items[n:]
+	}
+}
+
+// writePiece writes batch until each of its items is written or has failed for good. Items
+// to retry are retried here, after a backoff, so that they go before the rest of the shard's
+// items; items to isolate are split in halves, each written (and split again) in turn.
+func (w *Writer[T]) writePiece(s *shard[T], batch []T, attempt int) {
+	for {
 		if w.aborted() {
-			w.fail(batch, fmt.Errorf("%s: close gave up before the write", w.cfg.Store), attempt-1)
+			w.fail(len(batch), fmt.Errorf("%s: close gave up before the write", w.cfg.Store), attempt-1)
 			return
 		}
-		err := w.call(batch)
-		if err == nil {
-			w.count(&w.success, len(batch))
+		err := w.call(s, batch)
+		unmarked := isWritten // what becomes of the items Flush did not mark
+		if err != nil {
+			unmarked, err = w.classify(err)
+		}
+		split, retry, retryErr := w.sort(s, batch, unmarked, err, attempt)
+		if len(split) == 1 {
+			w.fail(1, err, attempt)
+		} else if len(split) > 1 {
+			mid := len(split) / 2
+			w.write(s, split[:mid], attempt)
+			w.write(s, split[mid:], attempt)
+		}
+		if len(retry) == 0 {
 			return
 		}
-		if w.aborted() {
-			w.fail(batch, err, attempt)
-			return
-		}
-		if !w.transient(err) {
-			if len(batch) == 1 {
-				w.fail(batch, err, attempt)
-				return
-			}
-			// Isolate the bad item(s): each half is written (and split again) in turn.
-			mid := len(batch) / 2
-			w.write(batch[:mid])
-			w.write(batch[mid:])
-			return
-		}
-		if max := w.opts.Retry.MaxAttempts; max > 0 && attempt >= max {
-			w.fail(batch, err, attempt)
+		if max := w.opts.Retry.MaxAttempts; w.aborted() || (max > 0 && attempt >= max) {
+			w.fail(len(retry), retryErr, attempt)
 			return
 		}
 		w.retried.Add(1)
 		d := w.backoff(attempt)
-		w.log.Warn("write failed, retrying", "count", len(batch), "attempt", attempt, "backoff", d, "error", err)
+		w.log.Warn("write failed, retrying", "count", len(retry), "attempt", attempt, "backoff", d, "error", retryErr)
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
 		case <-w.abort:
 			t.Stop()
 		}
+		batch, attempt = retry, attempt+1
 	}
+}
+
+// What becomes of an item after a Flush call, in the order sort puts them.
+const (
+	isWritten    uint8 = iota
+	isFailed           // unmarked, Flush's error
+	isFailedMark       // marked failed
+	toSplit            // to isolate
+	toRetry            // to write again
+)
+
+// sort counts the items of batch that are done after a Flush call that returned err, given
+// what becomes of the unmarked ones, and returns the others in their order: those to split,
+// and those to retry with the error to report if they run out of tries. With marks it
+// reorders batch: done items first, then the others.
+func (w *Writer[T]) sort(s *shard[T], batch []T, unmarked uint8, err error, attempt int) (split, retry []T, retryErr error) {
+	marks := s.res.marks
+	if len(marks) == 0 {
+		switch unmarked {
+		case isWritten:
+			w.count(&w.success, len(batch))
+		case isFailed:
+			w.fail(len(batch), err, attempt)
+		case toSplit:
+			return batch, nil, nil
+		case toRetry:
+			return nil, batch, err
+		}
+		return nil, nil, nil
+	}
+
+	dest := s.dest[:0]
+	for range batch {
+		dest = append(dest, unmarked)
+	}
+	s.dest = dest
+	var markErr [2]error // the last of the failed marks, of the retry marks
+	for _, m := range marks {
+		if m.retry {
+			dest[m.i], markErr[1] = toRetry, m.err
+		} else {
+			dest[m.i], markErr[0] = isFailedMark, m.err
+		}
+	}
+	var n [toRetry + 1]int
+	for _, d := range dest {
+		n[d]++
+	}
+	w.count(&w.success, n[isWritten])
+	if n[isFailed] > 0 {
+		w.fail(n[isFailed], err, attempt)
+	}
+	if n[isFailedMark] > 0 {
+		w.fail(n[isFailedMark], markErr[0], attempt)
+	}
+	retryErr = markErr[1]
+	if unmarked == toRetry {
+		retryErr = err
+	}
+	if n[toSplit] == 0 && n[toRetry] == 0 {
+		return nil, nil, nil
+	}
+	// Move the items to split, then those to retry, in order, behind the done ones.
+	s.tmp = append(s.tmp[:0], batch...)
+	done := len(batch) - n[toSplit] - n[toRetry]
+	k := done
+	for _, group := range [...]uint8{toSplit, toRetry} {
+		for i, d := range dest {
+			if d == group {
+				batch[k] = s.tmp[i]
+				k++
+			}
+		}
+	}
+	clear(s.tmp)
+	return batch[done : done+n[toSplit]], batch[done+n[toSplit]:], retryErr
 }
 
 func (w *Writer[T]) count(c *atomic.Uint64, n int) {
@@ -333,9 +484,9 @@ func (w *Writer[T]) count(c *atomic.Uint64, n int) {
 	w.inflight.Add(-int64(n))
 }
 
-func (w *Writer[T]) fail(batch []T, err error, attempts int) {
-	w.count(&w.failed, len(batch))
-	w.log.Error("writes failed", "count", len(batch), "attempts", attempts, "error", err)
+func (w *Writer[T]) fail(n int, err error, attempts int) {
+	w.count(&w.failed, n)
+	w.log.Error("writes failed", "count", n, "attempts", attempts, "error", err)
 }
 
 func (w *Writer[T]) aborted() bool {
@@ -347,29 +498,50 @@ func (w *Writer[T]) aborted() bool {
 	}
 }
 
-// panicError is a Flush that panicked; it is never transient.
+// panicError is a Flush that panicked: FailItem, whatever Classify says.
 type panicError struct{ msg string }
 
 func (e *panicError) Error() string { return e.msg }
 
-// call runs Flush on batch within the query timeout, turning a panic into an error.
-func (w *Writer[T]) call(batch []T) (err error) {
+// call runs Flush on batch within the query timeout, with s.res reset for it, turning a panic
+// into an error (and dropping the marks of a Flush that did not finish).
+func (w *Writer[T]) call(s *shard[T], batch []T) (err error) {
 	ctx, cancel := context.WithTimeout(w.base, w.opts.QueryTimeout)
 	defer cancel()
+	s.res.reset(len(batch))
 	defer func() {
 		if r := recover(); r != nil {
+			s.res.reset(len(batch))
 			err = &panicError{fmt.Sprintf("%s: flush of %d writes panicked: %v", w.cfg.Store, len(batch), r)}
 			w.log.Error("flush panicked", "count", len(batch), "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
-	return w.cfg.Flush(ctx, batch)
+	return w.cfg.Flush(ctx, batch, &s.res)
 }
 
-func (w *Writer[T]) transient(err error) bool {
-	if _, ok := errors.AsType[*panicError](err); ok {
-		return false
+// classify says what err, returned by Flush, means for the unmarked items (toRetry, toSplit
+// or isFailed), and what to report.
+func (w *Writer[T]) classify(err error) (uint8, error) {
+	class := FailItem
+	switch _, panicked := errors.AsType[*panicError](err); {
+	case panicked:
+	case w.cfg.Classify != nil:
+		class = w.cfg.Classify(err)
+	case IsTransient(err):
+		class = FailRetry
 	}
-	return w.cfg.Transient == nil || w.cfg.Transient(err)
+	switch class {
+	case FailRetry:
+		return toRetry, err
+	case FailUnknown:
+		if !w.cfg.NotIdempotent {
+			return toRetry, err
+		}
+		return isFailed, fmt.Errorf("outcome unknown, not retried (not idempotent): %w", err)
+	case FailBatch:
+		return isFailed, err
+	}
+	return toSplit, err
 }
 
 // backoff is the wait before retry number attempt: exponential from MinBackoff, capped at

@@ -40,27 +40,65 @@ type memStore struct {
 	// fail, when set, is called before a batch is written; an error means nothing of the
 	// batch was written (a rolled-back transaction).
 	fail func(call int, batch []item) error
+	// mark, when set, is called first: it returns the indices to mark Retry and Fail, with
+	// their errors. Marked items are not written.
+	mark func(call int, batch []item) (retry, fail map[int]error)
 	sig  chan int // if set, gets len(batch) after each successful flush
+	got  [][]item // every batch Flush was called with
 }
 
-func (m *memStore) flush(_ context.Context, batch []item) error {
+func (m *memStore) flush(_ context.Context, batch []item, res *backend.BatchResult) error {
 	m.mu.Lock()
 	m.calls++
 	call := m.calls
+	m.got = append(m.got, append([]item(nil), batch...))
 	m.mu.Unlock()
+	marked := map[int]bool{}
+	if m.mark != nil {
+		retry, fail := m.mark(call, batch)
+		for i, err := range retry {
+			res.Retry(i, err)
+			marked[i] = true
+		}
+		for i, err := range fail {
+			res.Fail(i, err)
+			marked[i] = true
+		}
+	}
 	if m.fail != nil {
 		if err := m.fail(call, batch); err != nil {
 			return err
 		}
 	}
+	var written []item
+	for i, it := range batch {
+		if !marked[i] {
+			written = append(written, it)
+		}
+	}
 	m.mu.Lock()
-	m.written = append(m.written, batch...)
-	m.batches = append(m.batches, append([]item(nil), batch...))
+	m.written = append(m.written, written...)
+	m.batches = append(m.batches, written)
 	m.mu.Unlock()
 	if m.sig != nil {
 		m.sig <- len(batch)
 	}
 	return nil
+}
+
+// calledWith returns the batches Flush was called with, as sequence numbers.
+func (m *memStore) calledWith() [][]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var seqs [][]int
+	for _, b := range m.got {
+		var s []int
+		for _, it := range b {
+			s = append(s, it.seq)
+		}
+		seqs = append(seqs, s)
+	}
+	return seqs
 }
 
 func (m *memStore) snapshot() (written []item, batches [][]item, calls int) {
@@ -243,7 +281,13 @@ func TestWriterFlushWaits(t *testing.T) {
 var errTransient = errors.New("connection reset")
 var errBadRow = errors.New("value too long for column")
 
-func isTransientTest(err error) bool { return errors.Is(err, errTransient) }
+// classifyTest: errTransient is FailRetry, everything else FailItem.
+func classifyTest(err error) backend.Failure {
+	if errors.Is(err, errTransient) {
+		return backend.FailRetry
+	}
+	return backend.FailItem
+}
 
 func TestWriterRetriesTransient(t *testing.T) {
 	m := &memStore{fail: func(call int, _ []item) error {
@@ -253,9 +297,9 @@ func TestWriterRetriesTransient(t *testing.T) {
 		return nil
 	}}
 	w := newWriter(t, backend.WriterConfig[item]{
-		Options:   backend.Options{BatchSize: 100, Retry: backend.Retry{MinBackoff: time.Millisecond}},
-		Flush:     m.flush,
-		Transient: isTransientTest,
+		Options:  backend.Options{BatchSize: 100, Retry: backend.Retry{MinBackoff: time.Millisecond}},
+		Flush:    m.flush,
+		Classify: classifyTest,
 	})
 	enqueueAll(t, w, seqItems("c", 50)...)
 	flush(t, w)
@@ -276,8 +320,8 @@ func TestWriterRetryGivesUp(t *testing.T) {
 			Retry:     backend.Retry{MaxAttempts: 3, MinBackoff: time.Millisecond},
 			Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
 		},
-		Flush:     m.flush,
-		Transient: isTransientTest,
+		Flush:    m.flush,
+		Classify: classifyTest,
 	})
 	enqueueAll(t, w, seqItems("c", 20)...)
 	flush(t, w)
@@ -303,10 +347,10 @@ func TestWriterIsolatesBadItems(t *testing.T) {
 	}}
 	var logs bytes.Buffer
 	w := newWriter(t, backend.WriterConfig[item]{
-		Store:     "sqlstore/test",
-		Options:   backend.Options{BatchSize: 500, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
-		Flush:     m.flush,
-		Transient: isTransientTest,
+		Store:    "sqlstore/test",
+		Options:  backend.Options{BatchSize: 500, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		Flush:    m.flush,
+		Classify: classifyTest,
 	})
 	enqueueAll(t, w, seqItems("c", 500)...)
 	flush(t, w)
@@ -346,7 +390,7 @@ func TestWriterRecoversFlushPanic(t *testing.T) {
 	w := newWriter(t, backend.WriterConfig[item]{
 		Options: backend.Options{BatchSize: 10, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
 		Flush:   m.flush,
-		// every error transient: a panic is still not retried
+		// a panic is FailItem, whatever Classify says: isolated, not retried
 	})
 	enqueueAll(t, w, seqItems("c", 10)...)
 	flush(t, w)
@@ -356,6 +400,152 @@ func TestWriterRecoversFlushPanic(t *testing.T) {
 	checkStats(t, w.Stats(), backend.Stats{Matched: 10, Success: 9, Failed: 1})
 	if !strings.Contains(logs.String(), "assignment to entry in nil map") {
 		t.Errorf("panic not logged:\n%s", logs.String())
+	}
+}
+
+var errThrottled = errors.New("throttled")
+
+// TestWriterItemMarks: items marked Retry are written again, alone, before the next batch;
+// items marked Fail are counted failed; marks apply whether Flush returns nil or an error.
+func TestWriterItemMarks(t *testing.T) {
+	t.Run("nil error", func(t *testing.T) {
+		m := &memStore{mark: func(call int, _ []item) (retry, fail map[int]error) {
+			if call == 1 {
+				return map[int]error{3: errThrottled, 6: errThrottled}, map[int]error{5: errBadRow}
+			}
+			return nil, nil
+		}}
+		w := newWriter(t, backend.WriterConfig[item]{
+			Options: backend.Options{BatchSize: 10, BatchInterval: time.Hour, Retry: backend.Retry{MinBackoff: time.Millisecond}},
+			Flush:   m.flush,
+		})
+		enqueueAll(t, w, seqItems("c", 20)...)
+		flush(t, w)
+		want := "[[0 1 2 3 4 5 6 7 8 9] [3 6] [10 11 12 13 14 15 16 17 18 19]]"
+		if got := fmt.Sprint(m.calledWith()); got != want {
+			t.Errorf("Flush calls %s, want %s", got, want)
+		}
+		checkStats(t, w.Stats(), backend.Stats{Matched: 20, Success: 19, Failed: 1, Retried: 1})
+	})
+	t.Run("with an error", func(t *testing.T) {
+		// Item 2 fails for good, item 4 is to retry, and the others were not written either
+		// (errTransient): they are retried with item 4, in order.
+		m := &memStore{
+			mark: func(call int, _ []item) (retry, fail map[int]error) {
+				if call == 1 {
+					return map[int]error{4: errThrottled}, map[int]error{2: errBadRow}
+				}
+				return nil, nil
+			},
+			fail: func(call int, _ []item) error {
+				if call == 1 {
+					return errTransient
+				}
+				return nil
+			},
+		}
+		w := newWriter(t, backend.WriterConfig[item]{
+			Options:  backend.Options{BatchSize: 6, BatchInterval: time.Hour, Retry: backend.Retry{MinBackoff: time.Millisecond}},
+			Flush:    m.flush,
+			Classify: classifyTest,
+		})
+		enqueueAll(t, w, seqItems("c", 6)...)
+		flush(t, w)
+		if got, want := fmt.Sprint(m.calledWith()), "[[0 1 2 3 4 5] [0 1 3 4 5]]"; got != want {
+			t.Errorf("Flush calls %s, want %s", got, want)
+		}
+		checkStats(t, w.Stats(), backend.Stats{Matched: 6, Success: 5, Failed: 1, Retried: 1})
+	})
+	t.Run("retry counts toward MaxAttempts", func(t *testing.T) {
+		m := &memStore{mark: func(_ int, batch []item) (retry, fail map[int]error) {
+			for i, it := range batch {
+				if it.seq == 1 {
+					return map[int]error{i: errThrottled}, nil
+				}
+			}
+			return nil, nil
+		}}
+		var logs bytes.Buffer
+		w := newWriter(t, backend.WriterConfig[item]{
+			Options: backend.Options{BatchSize: 3, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+				Retry: backend.Retry{MaxAttempts: 3, MinBackoff: time.Millisecond}},
+			Flush: m.flush,
+		})
+		enqueueAll(t, w, seqItems("c", 3)...)
+		flush(t, w)
+		if got, want := fmt.Sprint(m.calledWith()), "[[0 1 2] [1] [1]]"; got != want {
+			t.Errorf("Flush calls %s, want %s", got, want)
+		}
+		checkStats(t, w.Stats(), backend.Stats{Matched: 3, Success: 2, Failed: 1, Retried: 2})
+		if !strings.Contains(logs.String(), "throttled") {
+			t.Errorf("the last error of the item is not logged:\n%s", logs.String())
+		}
+	})
+}
+
+var errNoTable = errors.New("relation \"mqtt_msg\" does not exist")
+
+// TestWriterFailureClasses: what each Failure does with the unmarked items of a batch.
+func TestWriterFailureClasses(t *testing.T) {
+	classify := func(err error) backend.Failure {
+		switch {
+		case errors.Is(err, errTransient):
+			return backend.FailRetry
+		case errors.Is(err, context.DeadlineExceeded):
+			return backend.FailUnknown
+		case errors.Is(err, errNoTable):
+			return backend.FailBatch
+		}
+		return backend.FailItem
+	}
+	for _, tc := range []struct {
+		name          string
+		err           error
+		times         int // Flush fails this many times, then succeeds
+		classify      func(error) backend.Failure
+		notIdempotent bool
+		calls         int
+		stats         backend.Stats
+		log           string
+	}{
+		{name: "retry", err: errTransient, times: 2, classify: classify, calls: 3,
+			stats: backend.Stats{Matched: 500, Success: 500, Retried: 2}},
+		{name: "unknown, idempotent", err: context.DeadlineExceeded, times: 2, classify: classify, calls: 3,
+			stats: backend.Stats{Matched: 500, Success: 500, Retried: 2}},
+		{name: "unknown, not idempotent", err: context.DeadlineExceeded, times: 1, classify: classify, notIdempotent: true, calls: 1,
+			stats: backend.Stats{Matched: 500, Failed: 500}, log: "outcome unknown"},
+		{name: "batch", err: errNoTable, times: 1000, classify: classify, calls: 1,
+			stats: backend.Stats{Matched: 500, Failed: 500}, log: "does not exist"},
+		{name: "default: transient is retry", err: syscall.ECONNRESET, times: 1, calls: 2,
+			stats: backend.Stats{Matched: 500, Success: 500, Retried: 1}},
+		{name: "default: others are item", err: errBadRow, times: 1, calls: 3,
+			stats: backend.Stats{Matched: 500, Success: 500}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &memStore{fail: func(call int, _ []item) error {
+				if call <= tc.times {
+					return tc.err
+				}
+				return nil
+			}}
+			var logs bytes.Buffer
+			w := newWriter(t, backend.WriterConfig[item]{
+				Options: backend.Options{BatchSize: 500, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+					Retry: backend.Retry{MinBackoff: time.Millisecond}},
+				Flush:         m.flush,
+				Classify:      tc.classify,
+				NotIdempotent: tc.notIdempotent,
+			})
+			enqueueAll(t, w, seqItems("c", 500)...)
+			flush(t, w)
+			if _, _, calls := m.snapshot(); calls != tc.calls {
+				t.Errorf("%d Flush calls, want %d", calls, tc.calls)
+			}
+			checkStats(t, w.Stats(), tc.stats)
+			if !strings.Contains(logs.String(), tc.log) {
+				t.Errorf("log lacks %q:\n%s", tc.log, logs.String())
+			}
+		})
 	}
 }
 
@@ -513,9 +703,9 @@ func TestWriterCloseDeadlineWhileRetrying(t *testing.T) {
 	// The database is down; retries go on (MaxAttempts 0) until Close gives up.
 	m := &memStore{fail: func(int, []item) error { return errTransient }}
 	w := newWriter(t, backend.WriterConfig[item]{
-		Options:   backend.Options{BatchSize: 5, Retry: backend.Retry{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}},
-		Flush:     m.flush,
-		Transient: isTransientTest,
+		Options:  backend.Options{BatchSize: 5, Retry: backend.Retry{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}},
+		Flush:    m.flush,
+		Classify: classifyTest,
 	})
 	enqueueAll(t, w, seqItems("c", 12)...)
 	waitFor(t, "retries", func() bool { return w.Stats().Retried >= 3 })
@@ -543,7 +733,7 @@ func TestWriterOrderPerKey(t *testing.T) {
 		inflight = map[string]bool{}
 		calls    atomic.Int64
 	)
-	flushFn := func(_ context.Context, batch []item) error {
+	flushFn := func(_ context.Context, batch []item, _ *backend.BatchResult) error {
 		if calls.Add(1)%7 == 0 {
 			return errTransient // retried: the batch must come back whole, before later items
 		}
@@ -577,12 +767,11 @@ func TestWriterOrderPerKey(t *testing.T) {
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	w := newWriter(t, backend.WriterConfig[item]{
-		Options: backend.Options{BatchSize: 37, QueueSize: 256, Retry: backend.Retry{MinBackoff: 10 * time.Microsecond, MaxBackoff: time.Millisecond},
+		Options: backend.Options{BatchSize: 37, QueueSize: 256, Shards: 4, Retry: backend.Retry{MinBackoff: 10 * time.Microsecond, MaxBackoff: time.Millisecond},
 			Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, &slog.HandlerOptions{Level: slog.LevelError}))},
-		Flush:     flushFn,
-		Key:       itemKey,
-		Shards:    4,
-		Transient: isTransientTest,
+		Flush:    flushFn,
+		Key:      itemKey,
+		Classify: classifyTest,
 	})
 	var wg sync.WaitGroup
 	for p := range producers {
@@ -640,7 +829,7 @@ func TestWriterStress(t *testing.T) {
 		mu     sync.Mutex
 		stored = map[item]int{}
 	)
-	flushFn := func(_ context.Context, batch []item) error {
+	flushFn := func(_ context.Context, batch []item, _ *backend.BatchResult) error {
 		switch r := rand.IntN(20); {
 		case r == 0:
 			return errTransient
@@ -660,11 +849,10 @@ func TestWriterStress(t *testing.T) {
 		return nil
 	}
 	w := newWriter(t, backend.WriterConfig[item]{
-		Options:   backend.Options{BatchSize: 50, QueueSize: 512, Overflow: backend.OverflowDrop, Retry: backend.Retry{MinBackoff: 10 * time.Microsecond, MaxBackoff: 100 * time.Microsecond}},
-		Flush:     flushFn,
-		Key:       itemKey,
-		Shards:    3,
-		Transient: isTransientTest,
+		Options:  backend.Options{BatchSize: 50, QueueSize: 512, Shards: 3, Overflow: backend.OverflowDrop, Retry: backend.Retry{MinBackoff: 10 * time.Microsecond, MaxBackoff: 100 * time.Microsecond}},
+		Flush:    flushFn,
+		Key:      itemKey,
+		Classify: classifyTest,
 	})
 	var accepted, dropped atomic.Int64
 	var wg sync.WaitGroup

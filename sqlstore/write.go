@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
 	"github.com/mqttstore/mqttstore/template"
 )
@@ -55,7 +56,7 @@ const maxRowsPerInsert = 1000
 
 // flush writes one batch in one transaction (so that a failed batch leaves nothing behind
 // and the writer can retry it, or split it to isolate a bad write).
-func (s *Store) flush(ctx context.Context, batch []op) error {
+func (s *Store) flush(ctx context.Context, batch []op, _ *backend.BatchResult) error {
 	switch {
 	case s.pg != nil:
 		return s.flushPostgres(ctx, batch)
