@@ -119,6 +119,11 @@ func (r *BatchResult) reset(n int) {
 // recovered and treated as FailItem (the panic is logged with its stack). Items that fail for
 // good are counted in Stats.Failed and logged with the store name and the error.
 //
+// A batch that Flush fails to write within Options.QueryTimeout halves the shard's batch
+// size (down to 1) and is retried in pieces of that size: a database too slow for a full
+// batch gets smaller ones rather than the same one forever. Each flush that succeeds doubles
+// the size back, up to BatchSize.
+//
 // A Writer is safe for concurrent use. Close it to write out what is queued.
 type Writer[T any] struct {
 	cfg    WriterConfig[T]
@@ -157,6 +162,7 @@ type shard[T any] struct {
 	done   uint64 // items written or failed; items complete in order, so done is a prefix of enq
 	want   uint64 // a Flush waits for done to reach want
 
+	limit    int           // batch size now: BatchSize, less while flushes time out
 	idle     bool          // the flusher waits for a first item
 	waitFull bool          // the flusher waits for a full batch
 	wake     chan struct{} // capacity 1: a token for the flusher to look again
@@ -197,7 +203,7 @@ func NewWriter[T any](cfg WriterConfig[T]) *Writer[T] {
 		if i < opts.QueueSize%opts.Shards {
 			bound++
 		}
-		s := &shard[T]{max: max(bound, 1), wake: make(chan struct{}, 1)}
+		s := &shard[T]{max: max(bound, 1), limit: opts.BatchSize, wake: make(chan struct{}, 1)}
 		w.shards[i] = s
 		w.wg.Add(1)
 		go w.run(s)
@@ -253,7 +259,7 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 	}
 	s.q.push(v, s.max)
 	s.enq++
-	signal := s.idle || (s.waitFull && s.q.n >= w.opts.BatchSize)
+	signal := s.idle || (s.waitFull && s.q.n >= s.limit)
 	if signal {
 		s.idle, s.waitFull = false, false
 	}
@@ -288,7 +294,6 @@ func (w *Writer[T]) drop(i int, reason string) {
 // the writer is closed and the queue is empty.
 func (w *Writer[T]) run(s *shard[T]) {
 	defer w.wg.Done()
-	bs := w.opts.BatchSize
 	var batch []T
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -306,7 +311,7 @@ func (w *Writer[T]) run(s *shard[T]) {
 		}
 		s.idle = false
 		// A partial batch waits for more, unless the writer closes or a Flush waits for it.
-		if s.q.n < bs && !s.closed && s.want <= s.done {
+		if s.q.n < s.limit && !s.closed && s.want <= s.done {
 			s.waitFull = true
 			s.mu.Unlock()
 			timer.Reset(w.opts.BatchInterval)
@@ -317,7 +322,7 @@ func (w *Writer[T]) run(s *shard[T]) {
 					break wait
 				case <-s.wake:
 					s.mu.Lock()
-					ready := s.q.n >= bs || s.closed || s.want > s.done
+					ready := s.q.n >= s.limit || s.closed || s.want > s.done
 					s.waitFull = !ready
 					s.mu.Unlock()
 					if ready {
@@ -329,7 +334,7 @@ func (w *Writer[T]) run(s *shard[T]) {
 			s.mu.Lock()
 			s.waitFull = false
 		}
-		batch = s.q.pop(batch[:0], bs)
+		batch = s.q.pop(batch[:0], s.limit)
 		k := len(batch)
 		if s.room != nil {
 			close(s.room)
@@ -352,10 +357,10 @@ func (w *Writer[T]) run(s *shard[T]) {
 }
 
 // write writes items, which have had attempt-1 tries, in order and in pieces of at most
-// BatchSize, and counts the outcome of each.
+// s.limit, and counts the outcome of each.
 func (w *Writer[T]) write(s *shard[T], items []T, attempt int) {
 	for len(items) > 0 {
-		n := min(len(items), w.opts.BatchSize)
+		n := min(len(items), s.limit)
 		w.writePiece(s, items[:n], attempt)
 		items = items[n:]
 	}
@@ -370,10 +375,16 @@ func (w *Writer[T]) writePiece(s *shard[T], batch []T, attempt int) {
 			w.fail(len(batch), fmt.Errorf("%s: close gave up before the write", w.cfg.Store), attempt-1)
 			return
 		}
-		err := w.call(s, batch)
+		timedOut, err := w.call(s, batch)
+		switch {
+		case timedOut:
+			s.setLimit(max(s.limit/2, 1))
+		case err == nil && len(s.res.marks) == 0 && s.limit < w.opts.BatchSize:
+			s.setLimit(min(2*s.limit, w.opts.BatchSize))
+		}
 		unmarked := isWritten // what becomes of the items Flush did not mark
 		if err != nil {
-			unmarked, err = w.classify(err)
+			unmarked, err = w.classify(err, timedOut)
 		}
 		split, retry, retryErr := w.sort(s, batch, unmarked, err, attempt)
 		if len(split) == 1 {
@@ -400,7 +411,20 @@ func (w *Writer[T]) writePiece(s *shard[T], batch []T, attempt int) {
 			t.Stop()
 		}
 		batch, attempt = retry, attempt+1
+		if len(batch) > s.limit { // shrunk by a timeout
+			w.write(s, batch, attempt)
+			return
+		}
 	}
+}
+
+// setLimit sets the shard's batch size: halved when a flush times out, so that a batch too
+// big to be written within QueryTimeout is written in pieces rather than retried whole
+// forever, and doubled back by each flush that succeeds.
+func (s *shard[T]) setLimit(n int) {
+	s.mu.Lock()
+	s.limit = n
+	s.mu.Unlock()
 }
 
 // What becomes of an item after a Flush call, in the order sort puts them.
@@ -503,11 +527,18 @@ type panicError struct{ msg string }
 
 func (e *panicError) Error() string { return e.msg }
 
-// call runs Flush on batch within the query timeout, with s.res reset for it, turning a panic
-// into an error (and dropping the marks of a Flush that did not finish).
-func (w *Writer[T]) call(s *shard[T], batch []T) (err error) {
+// call runs Flush on batch within the query timeout, with s.res reset for it. timedOut says
+// that it failed once that timeout had expired.
+func (w *Writer[T]) call(s *shard[T], batch []T) (timedOut bool, err error) {
 	ctx, cancel := context.WithTimeout(w.base, w.opts.QueryTimeout)
 	defer cancel()
+	err = w.safeFlush(ctx, s, batch)
+	return err != nil && ctx.Err() == context.DeadlineExceeded, err
+}
+
+// safeFlush calls Flush, turning a panic into an error (and dropping the marks of a Flush
+// that did not finish).
+func (w *Writer[T]) safeFlush(ctx context.Context, s *shard[T], batch []T) (err error) {
 	s.res.reset(len(batch))
 	defer func() {
 		if r := recover(); r != nil {
@@ -519,14 +550,16 @@ func (w *Writer[T]) call(s *shard[T], batch []T) (err error) {
 	return w.cfg.Flush(ctx, batch, &s.res)
 }
 
-// classify says what err, returned by Flush, means for the unmarked items (toRetry, toSplit
-// or isFailed), and what to report.
-func (w *Writer[T]) classify(err error) (uint8, error) {
+// classify says what err, returned by Flush (after its QueryTimeout if timedOut), means for
+// the unmarked items (toRetry, toSplit or isFailed), and what to report.
+func (w *Writer[T]) classify(err error, timedOut bool) (uint8, error) {
 	class := FailItem
 	switch _, panicked := errors.AsType[*panicError](err); {
 	case panicked:
 	case w.cfg.Classify != nil:
 		class = w.cfg.Classify(err)
+	case timedOut:
+		class = FailUnknown
 	case IsTransient(err):
 		class = FailRetry
 	}

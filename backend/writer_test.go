@@ -549,6 +549,56 @@ func TestWriterFailureClasses(t *testing.T) {
 	}
 }
 
+// TestWriterShrinksSlowBatches: a database that needs 1ms an item, behind a QueryTimeout of
+// 40ms, cannot write a batch of 200: the shard shrinks its batches until they fit, writes
+// everything in order, and grows back to full batches once the database is fast again.
+func TestWriterShrinksSlowBatches(t *testing.T) {
+	var slow atomic.Bool
+	slow.Store(true)
+	m := &memStore{}
+	flushFn := func(ctx context.Context, batch []item, res *backend.BatchResult) error {
+		if slow.Load() {
+			select {
+			case <-time.After(time.Duration(len(batch)) * time.Millisecond):
+			case <-ctx.Done():
+				return fmt.Errorf("insert %d rows: %w", len(batch), ctx.Err())
+			}
+		}
+		return m.flush(ctx, batch, res)
+	}
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{BatchSize: 200, BatchInterval: time.Hour, QueryTimeout: 40 * time.Millisecond,
+			Retry: backend.Retry{MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}},
+		Flush: flushFn,
+	})
+	enqueueAll(t, w, seqItems("c", 200)...)
+	flush(t, w)
+	written, batches, _ := m.snapshot()
+	for i, it := range written {
+		if it.seq != i {
+			t.Fatalf("written[%d] = %v, want seq %d", i, it, i)
+		}
+	}
+	biggest := 0
+	for _, b := range batches {
+		biggest = max(biggest, len(b))
+	}
+	if len(written) != 200 || biggest > 40 {
+		t.Errorf("%d written in batches of up to %d; want 200, in batches of at most 40", len(written), biggest)
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 200, Success: 200, Retried: w.Stats().Retried})
+
+	slow.Store(false)
+	for range 10 {
+		enqueueAll(t, w, seqItems("d", 200)...)
+		flush(t, w)
+		if _, batches, _ := m.snapshot(); len(batches[len(batches)-1]) == 200 {
+			return
+		}
+	}
+	t.Errorf("batches never grew back to 200: %v", m.calledWith()[len(batches):])
+}
+
 // gatedStore blocks every flush until its gate is closed.
 func gatedStore() (*memStore, chan struct{}) {
 	gate := make(chan struct{})
