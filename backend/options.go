@@ -25,8 +25,12 @@ type Options struct {
 	ConnectTimeout time.Duration // default 5s
 	// QueryTimeout bounds one flush or lookup when the caller's context has no earlier
 	// deadline; default 5s.
-	QueryTimeout  time.Duration
-	BatchSize     int           // writes per flush at most; default 500
+	QueryTimeout time.Duration
+	BatchSize    int // writes per flush at most; default 500
+	// BatchBytes is the byte budget of one flush (the sum of WriterConfig.Size of its writes),
+	// so that big payloads make smaller batches; default 4 MiB. A write bigger than that is
+	// flushed alone.
+	BatchBytes    int
 	BatchInterval time.Duration // how long a partial batch waits for more; default 5ms
 	// Shards is how many batches may be flushed concurrently, items going to a shard by the
 	// hash of their key (WriterConfig.Key), so that one key's writes stay in order; default 1.
@@ -60,6 +64,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 500
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 4 << 20
 	}
 	if o.BatchInterval <= 0 {
 		o.BatchInterval = 5 * time.Millisecond

@@ -39,6 +39,15 @@ type WriterConfig[T any] struct {
 	// Key returns an item's ordering key (the client ID): items with the same key are flushed
 	// in the order they were enqueued, never concurrently. nil: one ordered stream (one shard).
 	Key func(T) string
+	// Size is an item's size in bytes for Options.BatchBytes and MaxBatchBytes; nil: 0 (count
+	// only). It is called when the item is queued and when it is taken into a batch, under the
+	// shard's lock: it must be cheap and give the same answer each time.
+	Size func(T) int
+	// MaxBatch and MaxBatchBytes are hard limits of the database on one batch (DynamoDB: 25
+	// items; Cassandra: 50 KiB; an InfluxDB UDP datagram: 64 KiB), applied on top of
+	// Options.BatchSize and BatchBytes. 0: none. A single item larger than MaxBatchBytes is
+	// still flushed alone (the store refuses it with an item failure).
+	MaxBatch, MaxBatchBytes int
 	// Classify says what an error returned by Flush means for the unmarked items of the batch.
 	// nil: IsTransient errors are FailRetry (plus the writer's own timeouts: FailUnknown),
 	// others FailItem. A Flush that panics is FailItem whatever Classify says.
@@ -109,7 +118,8 @@ func (r *BatchResult) reset(n int) {
 // Writer is the bounded, batching, asynchronous writer every store puts between the broker's
 // hook calls and its database. Enqueue hands an item over and returns in well under a
 // microsecond; the writer's goroutines (one per shard) gather items into batches of up to
-// Options.BatchSize, waiting at most Options.BatchInterval for a batch to fill, and call Flush.
+// Options.BatchSize and BatchBytes (and MaxBatch, MaxBatchBytes), waiting at most
+// Options.BatchInterval for a batch to fill, and call Flush.
 //
 // Failures: Flush reports the outcome of each item: marks in its BatchResult, and for the
 // others its error, which Classify turns into a Failure. Items to retry are written again
@@ -122,12 +132,14 @@ func (r *BatchResult) reset(n int) {
 // A batch that Flush fails to write within Options.QueryTimeout halves the shard's batch
 // size (down to 1) and is retried in pieces of that size: a database too slow for a full
 // batch gets smaller ones rather than the same one forever. Each flush that succeeds doubles
-// the size back, up to BatchSize.
+// the size back, up to its limit.
 //
 // A Writer is safe for concurrent use. Close it to write out what is queued.
 type Writer[T any] struct {
 	cfg    WriterConfig[T]
 	opts   Options
+	limit  int // items in a batch at most: BatchSize and MaxBatch
+	bytes  int // bytes in a batch at most (but for a lone item): BatchBytes and MaxBatchBytes
 	log    *slog.Logger
 	seed   maphash.Seed
 	shards []*shard[T]
@@ -157,12 +169,13 @@ type shard[T any] struct {
 	mu     sync.Mutex
 	q      ring[T]
 	max    int    // queue bound
+	bytes  int    // the Size of the queued items
 	closed bool   // no more items accepted
 	enq    uint64 // items ever accepted
 	done   uint64 // items written or failed; items complete in order, so done is a prefix of enq
 	want   uint64 // a Flush waits for done to reach want
 
-	limit    int           // batch size now: BatchSize, less while flushes time out
+	limit    int           // batch size now: Writer.limit, less while flushes time out
 	idle     bool          // the flusher waits for a first item
 	waitFull bool          // the flusher waits for a full batch
 	wake     chan struct{} // capacity 1: a token for the flusher to look again
@@ -196,6 +209,13 @@ func NewWriter[T any](cfg WriterConfig[T]) *Writer[T] {
 		errFull:   fmt.Errorf("%s: write queue full (%d): %w", cfg.Store, opts.QueueSize, hook.ErrDropped),
 		errClosed: fmt.Errorf("%s: writer %w: %w", cfg.Store, hook.ErrClosed, hook.ErrDropped),
 	}
+	w.limit, w.bytes = opts.BatchSize, opts.BatchBytes
+	if cfg.MaxBatch > 0 {
+		w.limit = min(w.limit, cfg.MaxBatch)
+	}
+	if cfg.MaxBatchBytes > 0 {
+		w.bytes = min(w.bytes, cfg.MaxBatchBytes)
+	}
 	w.base, w.cancel = context.WithCancel(context.Background())
 	w.shards = make([]*shard[T], opts.Shards)
 	for i := range w.shards {
@@ -203,7 +223,7 @@ func NewWriter[T any](cfg WriterConfig[T]) *Writer[T] {
 		if i < opts.QueueSize%opts.Shards {
 			bound++
 		}
-		s := &shard[T]{max: max(bound, 1), limit: opts.BatchSize, wake: make(chan struct{}, 1)}
+		s := &shard[T]{max: max(bound, 1), limit: w.limit, wake: make(chan struct{}, 1)}
 		w.shards[i] = s
 		w.wg.Add(1)
 		go w.run(s)
@@ -231,6 +251,10 @@ func (w *Writer[T]) Enqueue(v T) error {
 // wrapping ErrDropped and ctx.Err() (counted as a "queue_full" drop). ctx is consulted only
 // when the queue is full.
 func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
+	size := 0
+	if w.cfg.Size != nil {
+		size = w.cfg.Size(v)
+	}
 	s := w.shardFor(v)
 	s.mu.Lock()
 	for s.closed || s.q.n >= s.max {
@@ -258,8 +282,9 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 		s.mu.Lock()
 	}
 	s.q.push(v, s.max)
+	s.bytes += size
 	s.enq++
-	signal := s.idle || (s.waitFull && s.q.n >= s.limit)
+	signal := s.idle || (s.waitFull && w.full(s))
 	if signal {
 		s.idle, s.waitFull = false, false
 	}
@@ -311,7 +336,7 @@ func (w *Writer[T]) run(s *shard[T]) {
 		}
 		s.idle = false
 		// A partial batch waits for more, unless the writer closes or a Flush waits for it.
-		if s.q.n < s.limit && !s.closed && s.want <= s.done {
+		if !w.full(s) && !s.closed && s.want <= s.done {
 			s.waitFull = true
 			s.mu.Unlock()
 			timer.Reset(w.opts.BatchInterval)
@@ -322,7 +347,7 @@ func (w *Writer[T]) run(s *shard[T]) {
 					break wait
 				case <-s.wake:
 					s.mu.Lock()
-					ready := s.q.n >= s.limit || s.closed || s.want > s.done
+					ready := w.full(s) || s.closed || s.want > s.done
 					s.waitFull = !ready
 					s.mu.Unlock()
 					if ready {
@@ -334,8 +359,8 @@ func (w *Writer[T]) run(s *shard[T]) {
 			s.mu.Lock()
 			s.waitFull = false
 		}
-		batch = s.q.pop(batch[:0], s.limit)
-		k := len(batch)
+		k := w.take(s)
+		batch = s.q.pop(batch[:0], k)
 		if s.room != nil {
 			close(s.room)
 			s.room = nil
@@ -354,6 +379,32 @@ func (w *Writer[T]) run(s *shard[T]) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// full reports whether a full batch is queued. The caller holds s.mu.
+func (w *Writer[T]) full(s *shard[T]) bool {
+	return s.q.n >= s.limit || s.bytes >= w.bytes
+}
+
+// take returns how many of the queued items make the next batch, and takes their size off
+// s.bytes: s.limit items at most, and no more than w.bytes unless the first alone. The caller
+// holds s.mu.
+func (w *Writer[T]) take(s *shard[T]) int {
+	k := min(s.q.n, s.limit)
+	if w.cfg.Size == nil {
+		return k
+	}
+	bytes := 0
+	for i := range k {
+		size := w.cfg.Size(s.q.at(i))
+		if i > 0 && bytes+size > w.bytes {
+			k = i
+			break
+		}
+		bytes += size
+	}
+	s.bytes -= bytes
+	return k
 }
 
 // write writes items, which have had attempt-1 tries, in order and in pieces of at most
@@ -379,8 +430,8 @@ func (w *Writer[T]) writePiece(s *shard[T], batch []T, attempt int) {
 		switch {
 		case timedOut:
 			s.setLimit(max(s.limit/2, 1))
-		case err == nil && len(s.res.marks) == 0 && s.limit < w.opts.BatchSize:
-			s.setLimit(min(2*s.limit, w.opts.BatchSize))
+		case err == nil && len(s.res.marks) == 0 && s.limit < w.limit:
+			s.setLimit(min(2*s.limit, w.limit))
 		}
 		unmarked := isWritten // what becomes of the items Flush did not mark
 		if err != nil {
@@ -697,6 +748,7 @@ func (w *Writer[T]) giveUp(ctx context.Context) error {
 		s.mu.Lock()
 		k := s.q.n
 		s.q.discard()
+		s.bytes = 0
 		s.done += uint64(k)
 		if s.doneCh != nil {
 			close(s.doneCh)
@@ -764,6 +816,15 @@ func (r *ring[T]) pop(dst []T, k int) []T {
 		r.head = 0
 	}
 	return dst
+}
+
+// at returns the i-th oldest item.
+func (r *ring[T]) at(i int) T {
+	i += r.head
+	if i >= len(r.buf) {
+		i -= len(r.buf)
+	}
+	return r.buf[i]
 }
 
 func (r *ring[T]) discard() {

@@ -599,6 +599,69 @@ func TestWriterShrinksSlowBatches(t *testing.T) {
 	t.Errorf("batches never grew back to 200: %v", m.calledWith()[len(batches):])
 }
 
+// TestWriterBatchBytes: a batch stops growing before its Size would pass
+// min(BatchBytes, MaxBatchBytes), but holds at least one item; MaxBatch caps its count.
+func TestWriterBatchBytes(t *testing.T) {
+	size30 := func(it item) int {
+		if it.seq == 1000 {
+			return 500
+		}
+		return 30
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   backend.WriterConfig[item]
+		items []int
+		want  string
+	}{
+		{"BatchBytes", backend.WriterConfig[item]{Options: backend.Options{BatchBytes: 100}, Size: size30},
+			[]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, "[[0 1 2] [3 4 5] [6 7 8] [9]]"},
+		{"MaxBatchBytes", backend.WriterConfig[item]{MaxBatchBytes: 70, Size: size30},
+			[]int{0, 1, 2, 3, 4}, "[[0 1] [2 3] [4]]"},
+		{"exactly the budget", backend.WriterConfig[item]{Options: backend.Options{BatchBytes: 90}, MaxBatchBytes: 1000, Size: size30},
+			[]int{0, 1, 2, 3, 4}, "[[0 1 2] [3 4]]"},
+		{"an item bigger than the budget goes alone", backend.WriterConfig[item]{MaxBatchBytes: 100, Size: size30},
+			[]int{0, 1, 1000, 3, 4, 5}, "[[0 1] [1000] [3 4 5]]"},
+		{"MaxBatch", backend.WriterConfig[item]{Options: backend.Options{BatchSize: 10}, MaxBatch: 4},
+			[]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, "[[0 1 2 3] [4 5 6 7] [8 9]]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &memStore{}
+			cfg := tc.cfg
+			cfg.Flush = m.flush
+			cfg.Options.BatchInterval = time.Hour
+			w := newWriter(t, cfg)
+			for _, seq := range tc.items {
+				enqueueAll(t, w, item{"c", seq})
+			}
+			flush(t, w)
+			if got := fmt.Sprint(m.calledWith()); got != tc.want {
+				t.Errorf("batches %s, want %s", got, tc.want)
+			}
+		})
+	}
+
+	t.Run("a full budget is flushed at once", func(t *testing.T) {
+		m := &memStore{sig: make(chan int, 10)}
+		w := newWriter(t, backend.WriterConfig[item]{
+			Options: backend.Options{BatchBytes: 100, BatchInterval: time.Hour},
+			Flush:   m.flush,
+			Size:    size30,
+		})
+		enqueueAll(t, w, seqItems("c", 4)...) // 120 bytes: 3 make a batch, the interval is an hour away
+		select {
+		case n := <-m.sig:
+			if n != 3 {
+				t.Errorf("batch of %d, want 3", n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a batch over its byte budget waited for BatchInterval")
+		}
+		flush(t, w)
+		checkStats(t, w.Stats(), backend.Stats{Matched: 4, Success: 4})
+	})
+}
+
 // gatedStore blocks every flush until its gate is closed.
 func gatedStore() (*memStore, chan struct{}) {
 	gate := make(chan struct{})
