@@ -35,7 +35,7 @@ type Options struct {
 	// Shards is how many batches may be flushed concurrently, items going to a shard by the
 	// hash of their key (WriterConfig.Key), so that one key's writes stay in order; default 1.
 	Shards    int
-	QueueSize int            // writes queued at most (split evenly between the shards); default 65536
+	QueueSize int            // writes queued at most, all shards together; default 65536
 	Overflow  OverflowPolicy // default OverflowBlock
 	Retry     Retry
 	Logger    *slog.Logger // default slog.Default()

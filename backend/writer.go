@@ -147,6 +147,11 @@ type Writer[T any] struct {
 
 	errFull, errClosed error // prebuilt: a drop costs no allocation
 
+	// Enqueue calls waiting for room in a full queue.
+	waiting atomic.Bool   // room != nil
+	roomMu  sync.Mutex    // guards room
+	room    chan struct{} // closed when room is made; nil if no Enqueue waits
+
 	closing atomic.Bool
 	abort   chan struct{} // closed when Close gives up
 	base    context.Context
@@ -168,8 +173,8 @@ type dropCounter struct {
 type shard[T any] struct {
 	mu     sync.Mutex
 	q      ring[T]
-	max    int    // queue bound
 	bytes  int    // the Size of the queued items
+	free   int    // this shard's share of the queue's room (see Writer.waitRoom)
 	closed bool   // no more items accepted
 	enq    uint64 // items ever accepted
 	done   uint64 // items written or failed; items complete in order, so done is a prefix of enq
@@ -179,7 +184,6 @@ type shard[T any] struct {
 	idle     bool          // the flusher waits for a first item
 	waitFull bool          // the flusher waits for a full batch
 	wake     chan struct{} // capacity 1: a token for the flusher to look again
-	room     chan struct{} // closed when room is made; nil if no producer waits
 	doneCh   chan struct{} // closed when done grows; nil if no Flush waits
 
 	// The flusher's own, reused from batch to batch.
@@ -219,11 +223,10 @@ func NewWriter[T any](cfg WriterConfig[T]) *Writer[T] {
 	w.base, w.cancel = context.WithCancel(context.Background())
 	w.shards = make([]*shard[T], opts.Shards)
 	for i := range w.shards {
-		bound := opts.QueueSize / opts.Shards
+		s := &shard[T]{limit: w.limit, wake: make(chan struct{}, 1), free: opts.QueueSize / opts.Shards}
 		if i < opts.QueueSize%opts.Shards {
-			bound++
+			s.free++
 		}
-		s := &shard[T]{max: max(bound, 1), limit: w.limit, wake: make(chan struct{}, 1)}
 		w.shards[i] = s
 		w.wg.Add(1)
 		go w.run(s)
@@ -238,11 +241,11 @@ func (w *Writer[T]) shardFor(v T) *shard[T] {
 	return w.shards[maphash.String(w.seed, w.cfg.Key(v))%uint64(len(w.shards))]
 }
 
-// Enqueue hands v to the writer. When the queue is full it waits for room under
-// OverflowBlock, with no time limit but the writer's Close (use EnqueueContext to bound the
-// wait), and returns an error wrapping ErrDropped at once under OverflowDrop. After Close it
-// returns an error wrapping ErrClosed and ErrDropped. Every drop is counted by reason.
-// v must not be modified afterwards.
+// Enqueue hands v to the writer. When the queue is full (Options.QueueSize items queued,
+// whatever their shards) it waits for room under OverflowBlock, with no time limit but the
+// writer's Close (use EnqueueContext to bound the wait), and returns an error wrapping
+// ErrDropped at once under OverflowDrop. After Close it returns an error wrapping ErrClosed
+// and ErrDropped. Every drop is counted by reason. v must not be modified afterwards.
 func (w *Writer[T]) Enqueue(v T) error {
 	return w.EnqueueContext(context.Background(), v)
 }
@@ -257,31 +260,20 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 	}
 	s := w.shardFor(v)
 	s.mu.Lock()
-	for s.closed || s.q.n >= s.max {
-		if s.closed {
-			s.mu.Unlock()
-			w.drop(1, DropClosed)
-			return w.errClosed
-		}
-		if w.opts.Overflow == OverflowDrop {
-			s.mu.Unlock()
-			w.drop(0, DropQueueFull)
-			return w.errFull
-		}
-		if s.room == nil {
-			s.room = make(chan struct{})
-		}
-		room := s.room
+	for s.free == 0 && !s.closed {
 		s.mu.Unlock()
-		select {
-		case <-room:
-		case <-ctx.Done():
-			w.drop(0, DropQueueFull)
-			return fmt.Errorf("%s: waiting for room in the write queue: %w: %w", w.cfg.Store, hook.ErrDropped, ctx.Err())
+		if err := w.waitRoom(ctx, s); err != nil {
+			return err
 		}
 		s.mu.Lock()
 	}
-	s.q.push(v, s.max)
+	if s.closed {
+		s.mu.Unlock()
+		w.drop(1, DropClosed)
+		return w.errClosed
+	}
+	s.free--
+	s.q.push(v, w.opts.QueueSize)
 	s.bytes += size
 	s.enq++
 	signal := s.idle || (s.waitFull && w.full(s))
@@ -293,6 +285,86 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 		poke(s.wake)
 	}
 	return nil
+}
+
+// waitRoom is Enqueue's way when shard to has no room. The room of the queue, QueueSize
+// items, is shared by the shards, each holding a part of it so that Enqueue needs no more than
+// its shard's lock; a shard out of room takes half of what each other shard holds. If none
+// holds any, the writer is full: waitRoom fails at once under OverflowDrop, and else waits
+// for room (made when a flusher takes a batch) until the writer closes or ctx is done. nil
+// means that to may have room now.
+func (w *Writer[T]) waitRoom(ctx context.Context, to *shard[T]) error {
+	for {
+		if w.closing.Load() {
+			w.drop(1, DropClosed)
+			return w.errClosed
+		}
+		if w.steal(to) > 0 {
+			return nil
+		}
+		if w.opts.Overflow == OverflowDrop {
+			w.drop(0, DropQueueFull)
+			return w.errFull
+		}
+		w.roomMu.Lock()
+		if w.room == nil {
+			w.room = make(chan struct{})
+			w.waiting.Store(true)
+		}
+		room := w.room
+		w.roomMu.Unlock()
+		// Look again: room made, or Close, before the wait was registered is seen here.
+		if w.closing.Load() {
+			continue
+		}
+		if w.steal(to) > 0 || w.hasRoom(to) {
+			return nil
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			w.drop(0, DropQueueFull)
+			return fmt.Errorf("%s: waiting for room in the write queue: %w: %w", w.cfg.Store, hook.ErrDropped, ctx.Err())
+		}
+	}
+}
+
+// steal moves to shard to half the room of each other shard, and returns how much.
+func (w *Writer[T]) steal(to *shard[T]) int {
+	got := 0
+	for _, s := range w.shards {
+		if s != to {
+			s.mu.Lock()
+			n := (s.free + 1) / 2
+			s.free -= n
+			s.mu.Unlock()
+			got += n
+		}
+	}
+	if got > 0 {
+		to.mu.Lock()
+		to.free += got
+		to.mu.Unlock()
+	}
+	return got
+}
+
+// hasRoom reports whether s has room (or is closed: Enqueue then says so).
+func (w *Writer[T]) hasRoom(s *shard[T]) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.free > 0 || s.closed
+}
+
+// wakeWaiting wakes the Enqueue calls waiting for room.
+func (w *Writer[T]) wakeWaiting() {
+	w.roomMu.Lock()
+	if w.room != nil {
+		close(w.room)
+		w.room = nil
+		w.waiting.Store(false)
+	}
+	w.roomMu.Unlock()
 }
 
 func poke(c chan struct{}) {
@@ -361,12 +433,12 @@ func (w *Writer[T]) run(s *shard[T]) {
 		}
 		k := w.take(s)
 		batch = s.q.pop(batch[:0], k)
-		if s.room != nil {
-			close(s.room)
-			s.room = nil
-		}
+		s.free += k
 		w.inflight.Add(int64(k))
 		s.mu.Unlock()
+		if w.waiting.Load() {
+			w.wakeWaiting()
+		}
 
 		w.write(s, batch, 1)
 		clear(batch)
@@ -693,10 +765,13 @@ func (w *Writer[T]) Stats() Stats {
 		},
 	}
 	st.Matched = st.Dropped[DropQueueFull] + st.Dropped[DropClosed]
+	// All shards at once, so that Queued is never more than QueueSize.
 	for _, s := range w.shards {
 		s.mu.Lock()
 		st.Matched += s.enq
 		st.Queued += s.q.n
+	}
+	for _, s := range w.shards {
 		s.mu.Unlock()
 	}
 	return st
@@ -714,13 +789,10 @@ func (w *Writer[T]) Close(ctx context.Context) error {
 	for _, s := range w.shards {
 		s.mu.Lock()
 		s.closed = true
-		if s.room != nil {
-			close(s.room)
-			s.room = nil
-		}
 		s.mu.Unlock()
 		poke(s.wake)
 	}
+	w.wakeWaiting()
 	drained := make(chan struct{})
 	go func() {
 		w.wg.Wait()
@@ -749,6 +821,7 @@ func (w *Writer[T]) giveUp(ctx context.Context) error {
 		k := s.q.n
 		s.q.discard()
 		s.bytes = 0
+		s.free += k
 		s.done += uint64(k)
 		if s.doneCh != nil {
 			close(s.doneCh)

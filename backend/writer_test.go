@@ -738,6 +738,65 @@ func TestWriterOverflowBlock(t *testing.T) {
 	checkStats(t, w.Stats(), backend.Stats{Matched: 5, Success: 4, Dropped: map[string]uint64{backend.DropQueueFull: 1}})
 }
 
+// TestWriterSharedQueueBudget: QueueSize bounds the items queued in all shards together. A
+// stuck shard may fill the whole queue; then an Enqueue to any shard drops (or waits), and
+// room made by the stuck shard lets it in.
+func TestWriterSharedQueueBudget(t *testing.T) {
+	for name, policy := range map[string]backend.OverflowPolicy{"drop": backend.OverflowDrop, "block": backend.OverflowBlock} {
+		t.Run(name, func(t *testing.T) {
+			gate := make(chan struct{})
+			var once sync.Once
+			open := func() { once.Do(func() { close(gate) }) }
+			defer open()
+			m := &memStore{fail: func(_ int, batch []item) error {
+				if batch[0].key == "a" {
+					<-gate // the shard of "a" is stuck
+				}
+				return nil
+			}}
+			w := newWriter(t, backend.WriterConfig[item]{
+				Options: backend.Options{QueueSize: 10, BatchSize: 1, Shards: 4, Overflow: policy},
+				Flush:   m.flush,
+				Key:     itemKey,
+			})
+			enqueueAll(t, w, item{"a", 0})
+			waitFor(t, "the first item in flight", func() bool { return w.Stats().Inflight == 1 })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for _, it := range seqItems("a", 10) { // the whole queue, not a fourth of it
+				if err := w.EnqueueContext(ctx, it); err != nil {
+					t.Fatalf("Enqueue(%v) with room in other shards: %v", it, err)
+				}
+			}
+			if st := w.Stats(); st.Queued != 10 {
+				t.Fatalf("Queued = %d, want 10", st.Queued)
+			}
+			done := make(chan error, 1)
+			go func() { done <- w.Enqueue(item{"b", 0}) }()
+			if policy == backend.OverflowDrop {
+				if err := <-done; !errors.Is(err, hook.ErrDropped) {
+					t.Fatalf("Enqueue to a full writer = %v, want ErrDropped", err)
+				}
+				open()
+				flush(t, w)
+				checkStats(t, w.Stats(), backend.Stats{Matched: 12, Success: 11, Dropped: map[string]uint64{backend.DropQueueFull: 1}})
+				return
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("Enqueue to a full writer returned %v, want it to wait", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			open()
+			if err := <-done; err != nil {
+				t.Fatalf("waiting Enqueue = %v", err)
+			}
+			flush(t, w)
+			checkStats(t, w.Stats(), backend.Stats{Matched: 12, Success: 12})
+		})
+	}
+}
+
 func TestWriterCloseReleasesBlockedEnqueue(t *testing.T) {
 	m, gate := gatedStore()
 	w := newWriter(t, backend.WriterConfig[item]{
