@@ -37,8 +37,11 @@ type Options struct {
 	Shards    int
 	QueueSize int            // writes queued at most, all shards together; default 65536
 	Overflow  OverflowPolicy // default OverflowBlock
-	Retry     Retry
-	Logger    *slog.Logger // default slog.Default()
+	// EnqueueTimeout is how long Enqueue waits for room under OverflowBlock, on top of its
+	// ctx, before it drops the write; 0: no limit but ctx and Close.
+	EnqueueTimeout time.Duration
+	Retry          Retry
+	Logger         *slog.Logger // default slog.Default()
 }
 
 // Retry is how writes are retried (FailRetry, FailUnknown, BatchResult.Retry): with

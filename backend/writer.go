@@ -145,7 +145,7 @@ type Writer[T any] struct {
 	shards []*shard[T]
 	wg     sync.WaitGroup
 
-	errFull, errClosed error // prebuilt: a drop costs no allocation
+	errFull, errClosed, errTimeout error // prebuilt: a drop costs no allocation
 
 	// Enqueue calls waiting for room in a full queue.
 	waiting atomic.Bool   // room != nil
@@ -212,6 +212,8 @@ func NewWriter[T any](cfg WriterConfig[T]) *Writer[T] {
 		abort:     make(chan struct{}),
 		errFull:   fmt.Errorf("%s: write queue full (%d): %w", cfg.Store, opts.QueueSize, hook.ErrDropped),
 		errClosed: fmt.Errorf("%s: writer %w: %w", cfg.Store, hook.ErrClosed, hook.ErrDropped),
+		errTimeout: fmt.Errorf("%s: no room in the write queue within %v (EnqueueTimeout): %w: %w",
+			cfg.Store, opts.EnqueueTimeout, hook.ErrDropped, context.DeadlineExceeded),
 	}
 	w.limit, w.bytes = opts.BatchSize, opts.BatchBytes
 	if cfg.MaxBatch > 0 {
@@ -242,17 +244,18 @@ func (w *Writer[T]) shardFor(v T) *shard[T] {
 }
 
 // Enqueue hands v to the writer. When the queue is full (Options.QueueSize items queued,
-// whatever their shards) it waits for room under OverflowBlock, with no time limit but the
-// writer's Close (use EnqueueContext to bound the wait), and returns an error wrapping
-// ErrDropped at once under OverflowDrop. After Close it returns an error wrapping ErrClosed
-// and ErrDropped. Every drop is counted by reason. v must not be modified afterwards.
+// whatever their shards) it waits for room under OverflowBlock, until Close and for
+// Options.EnqueueTimeout at most if set (then it returns an error wrapping ErrDropped and
+// context.DeadlineExceeded), and returns an error wrapping ErrDropped at once under
+// OverflowDrop. After Close it returns an error wrapping ErrClosed and ErrDropped. Every drop
+// is counted by reason. v must not be modified afterwards.
 func (w *Writer[T]) Enqueue(v T) error {
 	return w.EnqueueContext(context.Background(), v)
 }
 
-// EnqueueContext is Enqueue that stops waiting for room when ctx is done, returning an error
-// wrapping ErrDropped and ctx.Err() (counted as a "queue_full" drop). ctx is consulted only
-// when the queue is full.
+// EnqueueContext is Enqueue that also stops waiting for room when ctx is done, returning an
+// error wrapping ErrDropped and ctx.Err() (counted as a "queue_full" drop, as a wait that
+// reaches EnqueueTimeout). ctx is consulted only when the queue is full.
 func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 	size := 0
 	if w.cfg.Size != nil {
@@ -260,12 +263,11 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 	}
 	s := w.shardFor(v)
 	s.mu.Lock()
-	for s.free == 0 && !s.closed {
+	if s.free == 0 && !s.closed {
 		s.mu.Unlock()
 		if err := w.waitRoom(ctx, s); err != nil {
 			return err
 		}
-		s.mu.Lock()
 	}
 	if s.closed {
 		s.mu.Unlock()
@@ -291,15 +293,16 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 // items, is shared by the shards, each holding a part of it so that Enqueue needs no more than
 // its shard's lock; a shard out of room takes half of what each other shard holds. If none
 // holds any, the writer is full: waitRoom fails at once under OverflowDrop, and else waits
-// for room (made when a flusher takes a batch) until the writer closes or ctx is done. nil
-// means that to may have room now.
+// for room (made when a flusher takes a batch) until the writer closes, ctx is done or
+// EnqueueTimeout has passed. It returns nil with to.mu held, and room in to (or to closed).
 func (w *Writer[T]) waitRoom(ctx context.Context, to *shard[T]) error {
+	var timeout <-chan time.Time
 	for {
 		if w.closing.Load() {
 			w.drop(1, DropClosed)
 			return w.errClosed
 		}
-		if w.steal(to) > 0 {
+		if w.takeRoom(to) {
 			return nil
 		}
 		if w.opts.Overflow == OverflowDrop {
@@ -317,20 +320,29 @@ func (w *Writer[T]) waitRoom(ctx context.Context, to *shard[T]) error {
 		if w.closing.Load() {
 			continue
 		}
-		if w.steal(to) > 0 || w.hasRoom(to) {
+		if w.takeRoom(to) {
 			return nil
+		}
+		if timeout == nil && w.opts.EnqueueTimeout > 0 {
+			t := time.NewTimer(w.opts.EnqueueTimeout)
+			defer t.Stop()
+			timeout = t.C
 		}
 		select {
 		case <-room:
 		case <-ctx.Done():
 			w.drop(0, DropQueueFull)
 			return fmt.Errorf("%s: waiting for room in the write queue: %w: %w", w.cfg.Store, hook.ErrDropped, ctx.Err())
+		case <-timeout:
+			w.drop(0, DropQueueFull)
+			return w.errTimeout
 		}
 	}
 }
 
-// steal moves to shard to half the room of each other shard, and returns how much.
-func (w *Writer[T]) steal(to *shard[T]) int {
+// takeRoom moves to shard to half the room of each other shard. It reports whether to has
+// room now (or is closed); if so it returns with to.mu held.
+func (w *Writer[T]) takeRoom(to *shard[T]) bool {
 	got := 0
 	for _, s := range w.shards {
 		if s != to {
@@ -341,19 +353,13 @@ func (w *Writer[T]) steal(to *shard[T]) int {
 			got += n
 		}
 	}
-	if got > 0 {
-		to.mu.Lock()
-		to.free += got
-		to.mu.Unlock()
+	to.mu.Lock()
+	to.free += got
+	if to.free > 0 || to.closed {
+		return true
 	}
-	return got
-}
-
-// hasRoom reports whether s has room (or is closed: Enqueue then says so).
-func (w *Writer[T]) hasRoom(s *shard[T]) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.free > 0 || s.closed
+	to.mu.Unlock()
+	return false
 }
 
 // wakeWaiting wakes the Enqueue calls waiting for room.

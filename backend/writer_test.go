@@ -797,6 +797,41 @@ func TestWriterSharedQueueBudget(t *testing.T) {
 	}
 }
 
+// TestWriterEnqueueTimeout: under OverflowBlock, Enqueue waits for room until
+// EnqueueTimeout or its ctx, whichever comes first, then drops.
+func TestWriterEnqueueTimeout(t *testing.T) {
+	m, gate := gatedStore()
+	defer close(gate)
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{QueueSize: 1, BatchSize: 1, EnqueueTimeout: 30 * time.Millisecond},
+		Flush:   m.flush,
+	})
+	enqueueAll(t, w, item{"c", 0})
+	waitFor(t, "the first item in flight", func() bool { return w.Stats().Inflight == 1 })
+	enqueueAll(t, w, item{"c", 1})
+
+	// EnqueueTimeout first.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	start := time.Now()
+	err := w.EnqueueContext(ctx, item{"c", 2})
+	if !errors.Is(err, hook.ErrDropped) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "EnqueueTimeout") {
+		t.Errorf("Enqueue past EnqueueTimeout = %v, want ErrDropped, DeadlineExceeded and the cause", err)
+	}
+	if waited := time.Since(start); waited < 30*time.Millisecond {
+		t.Errorf("Enqueue gave up after %v, before EnqueueTimeout", waited)
+	}
+
+	// ctx first.
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(5*time.Millisecond, cancel)
+	err = w.EnqueueContext(ctx, item{"c", 3})
+	if !errors.Is(err, hook.ErrDropped) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Enqueue with its ctx canceled = %v, want ErrDropped and Canceled", err)
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 4, Queued: 1, Inflight: 1, Dropped: map[string]uint64{backend.DropQueueFull: 2}})
+}
+
 func TestWriterCloseReleasesBlockedEnqueue(t *testing.T) {
 	m, gate := gatedStore()
 	w := newWriter(t, backend.WriterConfig[item]{
