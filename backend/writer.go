@@ -127,7 +127,9 @@ func (r *BatchResult) reset(n int) {
 // so that the order per key survives; a FailItem batch is split in halves, recursively, so
 // that a bad item fails alone and its neighbours are written; a Flush that panics is
 // recovered and treated as FailItem (the panic is logged with its stack). Items that fail for
-// good are counted in Stats.Failed and logged with the store name and the error.
+// good are counted in Stats.Failed and logged with the store name and the error. Failures,
+// retries, panics and drops are each logged at most once a second, with their count since the
+// previous line, so that an outage costs a few lines rather than one per item.
 //
 // A batch that Flush fails to write within Options.QueryTimeout halves the shard's batch
 // size (down to 1) and is retried in pieces of that size: a database too slow for a full
@@ -157,15 +159,48 @@ type Writer[T any] struct {
 	base    context.Context
 	cancel  context.CancelFunc
 
-	success, failed, retried atomic.Uint64
-	inflight                 atomic.Int64
-	dropped                  [2]dropCounter // DropQueueFull, DropClosed
+	success  atomic.Uint64
+	inflight atomic.Int64
+	// Counted and logged at most once a second each.
+	failed, retried, panics tally
+	dropped                 [2]tally // DropQueueFull, DropClosed
 }
 
-type dropCounter struct {
+// tally counts events and logs them at most once a second: a burst of a thousand failures
+// costs one line, which gives the count since the previous line, the total and the last
+// error. Close logs what is left.
+type tally struct {
 	n        atomic.Uint64
-	unlogged atomic.Uint64 // drops since the last log line
-	lastLog  atomic.Int64  // unix nanoseconds of the last log line
+	unlogged atomic.Uint64 // events since the last line
+	lastLog  atomic.Int64  // unix nanoseconds of the last line
+	mu       sync.Mutex
+	lastErr  error
+	line     func(count, total uint64, lastErr error)
+}
+
+// add counts k events of which err is the last.
+func (t *tally) add(k int, err error) {
+	if err != nil {
+		t.mu.Lock()
+		t.lastErr = err
+		t.mu.Unlock()
+	}
+	t.n.Add(uint64(k))
+	t.unlogged.Add(uint64(k))
+	now := time.Now().UnixNano()
+	if last := t.lastLog.Load(); now-last >= int64(time.Second) && t.lastLog.CompareAndSwap(last, now) {
+		t.flush()
+	}
+}
+
+// flush logs the events not logged yet, if any.
+func (t *tally) flush() {
+	if count := t.unlogged.Swap(0); count > 0 {
+		t.mu.Lock()
+		err := t.lastErr
+		t.mu.Unlock()
+		t.line(count, t.n.Load(), err)
+	}
 }
 
 // shard is one ordered queue and the goroutine that flushes it. All fields but wake are
@@ -222,6 +257,21 @@ func NewWriter[T any](cfg WriterConfig[T]) *Writer[T] {
 	if cfg.MaxBatchBytes > 0 {
 		w.bytes = min(w.bytes, cfg.MaxBatchBytes)
 	}
+	w.failed.line = func(count, total uint64, err error) {
+		w.log.Error("writes failed", "count", count, "total", total, "error", err)
+	}
+	w.retried.line = func(count, total uint64, err error) {
+		w.log.Warn("writes failed, retrying", "count", count, "total", total, "error", err)
+	}
+	w.panics.line = func(count, total uint64, err error) {
+		pe, _ := errors.AsType[*panicError](err)
+		w.log.Error("flush panicked", "count", count, "total", total, "panic", pe.value, "stack", pe.stack)
+	}
+	for i, reason := range []string{DropQueueFull, DropClosed} {
+		w.dropped[i].line = func(count, total uint64, _ error) {
+			w.log.Warn("writes dropped", "reason", reason, "count", count, "total", total)
+		}
+	}
 	w.base, w.cancel = context.WithCancel(context.Background())
 	w.shards = make([]*shard[T], opts.Shards)
 	for i := range w.shards {
@@ -271,7 +321,7 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 	}
 	if s.closed {
 		s.mu.Unlock()
-		w.drop(1, DropClosed)
+		w.drop(1)
 		return w.errClosed
 	}
 	s.free--
@@ -299,14 +349,14 @@ func (w *Writer[T]) waitRoom(ctx context.Context, to *shard[T]) error {
 	var timeout <-chan time.Time
 	for {
 		if w.closing.Load() {
-			w.drop(1, DropClosed)
+			w.drop(1)
 			return w.errClosed
 		}
 		if w.takeRoom(to) {
 			return nil
 		}
 		if w.opts.Overflow == OverflowDrop {
-			w.drop(0, DropQueueFull)
+			w.drop(0)
 			return w.errFull
 		}
 		w.roomMu.Lock()
@@ -331,10 +381,10 @@ func (w *Writer[T]) waitRoom(ctx context.Context, to *shard[T]) error {
 		select {
 		case <-room:
 		case <-ctx.Done():
-			w.drop(0, DropQueueFull)
+			w.drop(0)
 			return fmt.Errorf("%s: waiting for room in the write queue: %w: %w", w.cfg.Store, hook.ErrDropped, ctx.Err())
 		case <-timeout:
-			w.drop(0, DropQueueFull)
+			w.drop(0)
 			return w.errTimeout
 		}
 	}
@@ -380,18 +430,8 @@ func poke(c chan struct{}) {
 	}
 }
 
-// drop counts a drop with reason index i and logs it, at most once a second per reason.
-func (w *Writer[T]) drop(i int, reason string) {
-	d := &w.dropped[i]
-	d.n.Add(1)
-	d.unlogged.Add(1)
-	now := time.Now().UnixNano()
-	last := d.lastLog.Load()
-	if now-last < int64(time.Second) || !d.lastLog.CompareAndSwap(last, now) {
-		return
-	}
-	w.log.Warn("writes dropped", "reason", reason, "count", d.unlogged.Swap(0), "total", d.n.Load())
-}
+// drop counts a drop with reason index i (0: DropQueueFull, 1: DropClosed).
+func (w *Writer[T]) drop(i int) { w.dropped[i].add(1, nil) }
 
 // run is a shard's flusher: it takes batches off the queue in order and writes them, until
 // the writer is closed and the queue is empty.
@@ -501,7 +541,7 @@ func (w *Writer[T]) write(s *shard[T], items []T, attempt int) {
 func (w *Writer[T]) writePiece(s *shard[T], batch []T, attempt int) {
 	for {
 		if w.aborted() {
-			w.fail(len(batch), fmt.Errorf("%s: close gave up before the write", w.cfg.Store), attempt-1)
+			w.fail(len(batch), fmt.Errorf("%s: close gave up before the write", w.cfg.Store))
 			return
 		}
 		timedOut, err := w.call(s, batch)
@@ -515,9 +555,9 @@ func (w *Writer[T]) writePiece(s *shard[T], batch []T, attempt int) {
 		if err != nil {
 			unmarked, err = w.classify(err, timedOut)
 		}
-		split, retry, retryErr := w.sort(s, batch, unmarked, err, attempt)
+		split, retry, retryErr := w.sort(s, batch, unmarked, err)
 		if len(split) == 1 {
-			w.fail(1, err, attempt)
+			w.fail(1, err)
 		} else if len(split) > 1 {
 			mid := len(split) / 2
 			w.write(s, split[:mid], attempt)
@@ -527,13 +567,11 @@ func (w *Writer[T]) writePiece(s *shard[T], batch []T, attempt int) {
 			return
 		}
 		if max := w.opts.Retry.MaxAttempts; w.aborted() || (max > 0 && attempt >= max) {
-			w.fail(len(retry), retryErr, attempt)
+			w.fail(len(retry), retryErr)
 			return
 		}
-		w.retried.Add(1)
-		d := w.backoff(attempt)
-		w.log.Warn("write failed, retrying", "count", len(retry), "attempt", attempt, "backoff", d, "error", retryErr)
-		t := time.NewTimer(d)
+		w.retried.add(1, retryErr)
+		t := time.NewTimer(w.backoff(attempt))
 		select {
 		case <-t.C:
 		case <-w.abort:
@@ -569,14 +607,14 @@ const (
 // what becomes of the unmarked ones, and returns the others in their order: those to split,
 // and those to retry with the error to report if they run out of tries. With marks it
 // reorders batch: done items first, then the others.
-func (w *Writer[T]) sort(s *shard[T], batch []T, unmarked uint8, err error, attempt int) (split, retry []T, retryErr error) {
+func (w *Writer[T]) sort(s *shard[T], batch []T, unmarked uint8, err error) (split, retry []T, retryErr error) {
 	marks := s.res.marks
 	if len(marks) == 0 {
 		switch unmarked {
 		case isWritten:
-			w.count(&w.success, len(batch))
+			w.succeed(len(batch))
 		case isFailed:
-			w.fail(len(batch), err, attempt)
+			w.fail(len(batch), err)
 		case toSplit:
 			return batch, nil, nil
 		case toRetry:
@@ -602,12 +640,12 @@ func (w *Writer[T]) sort(s *shard[T], batch []T, unmarked uint8, err error, atte
 	for _, d := range dest {
 		n[d]++
 	}
-	w.count(&w.success, n[isWritten])
+	w.succeed(n[isWritten])
 	if n[isFailed] > 0 {
-		w.fail(n[isFailed], err, attempt)
+		w.fail(n[isFailed], err)
 	}
 	if n[isFailedMark] > 0 {
-		w.fail(n[isFailedMark], markErr[0], attempt)
+		w.fail(n[isFailedMark], markErr[0])
 	}
 	retryErr = markErr[1]
 	if unmarked == toRetry {
@@ -632,14 +670,14 @@ func (w *Writer[T]) sort(s *shard[T], batch []T, unmarked uint8, err error, atte
 	return batch[done : done+n[toSplit]], batch[done+n[toSplit]:], retryErr
 }
 
-func (w *Writer[T]) count(c *atomic.Uint64, n int) {
-	c.Add(uint64(n))
+func (w *Writer[T]) succeed(n int) {
+	w.success.Add(uint64(n))
 	w.inflight.Add(-int64(n))
 }
 
-func (w *Writer[T]) fail(n int, err error, attempts int) {
-	w.count(&w.failed, n)
-	w.log.Error("writes failed", "count", n, "attempts", attempts, "error", err)
+func (w *Writer[T]) fail(n int, err error) {
+	w.failed.add(n, err)
+	w.inflight.Add(-int64(n))
 }
 
 func (w *Writer[T]) aborted() bool {
@@ -652,7 +690,11 @@ func (w *Writer[T]) aborted() bool {
 }
 
 // panicError is a Flush that panicked: FailItem, whatever Classify says.
-type panicError struct{ msg string }
+type panicError struct {
+	msg   string
+	value any // recovered
+	stack string
+}
 
 func (e *panicError) Error() string { return e.msg }
 
@@ -672,8 +714,9 @@ func (w *Writer[T]) safeFlush(ctx context.Context, s *shard[T], batch []T) (err 
 	defer func() {
 		if r := recover(); r != nil {
 			s.res.reset(len(batch))
-			err = &panicError{fmt.Sprintf("%s: flush of %d writes panicked: %v", w.cfg.Store, len(batch), r)}
-			w.log.Error("flush panicked", "count", len(batch), "panic", r, "stack", string(debug.Stack()))
+			pe := &panicError{fmt.Sprintf("%s: flush of %d writes panicked: %v", w.cfg.Store, len(batch), r), r, string(debug.Stack())}
+			w.panics.add(1, pe)
+			err = pe
 		}
 	}()
 	return w.cfg.Flush(ctx, batch, &s.res)
@@ -762,8 +805,8 @@ func (w *Writer[T]) Flush(ctx context.Context) error {
 func (w *Writer[T]) Stats() Stats {
 	st := Stats{
 		Success:  w.success.Load(),
-		Failed:   w.failed.Load(),
-		Retried:  w.retried.Load(),
+		Failed:   w.failed.n.Load(),
+		Retried:  w.retried.n.Load(),
 		Inflight: int(w.inflight.Load()),
 		Dropped: map[string]uint64{
 			DropQueueFull: w.dropped[0].n.Load(),
@@ -792,6 +835,7 @@ func (w *Writer[T]) Close(ctx context.Context) error {
 	if !w.closing.CompareAndSwap(false, true) {
 		return fmt.Errorf("%s: close: %w", w.cfg.Store, hook.ErrClosed)
 	}
+	defer w.flushLogs()
 	for _, s := range w.shards {
 		s.mu.Lock()
 		s.closed = true
@@ -817,6 +861,13 @@ func (w *Writer[T]) Close(ctx context.Context) error {
 	return nil
 }
 
+// flushLogs logs the counts that the once-a-second limit has held back.
+func (w *Writer[T]) flushLogs() {
+	for _, t := range []*tally{&w.failed, &w.retried, &w.panics, &w.dropped[0], &w.dropped[1]} {
+		t.flush()
+	}
+}
+
 // giveUp ends a Close whose ctx is done before the queue is drained.
 // The queues are emptied first, so that no flusher takes more items once the count is made;
 // then the flushes in progress are told to stop.
@@ -836,7 +887,7 @@ func (w *Writer[T]) giveUp(ctx context.Context) error {
 		s.mu.Unlock()
 		abandoned += k
 	}
-	w.failed.Add(uint64(abandoned))
+	w.failed.n.Add(uint64(abandoned))
 	inflight := w.inflight.Load()
 	close(w.abort)
 	w.cancel()

@@ -369,7 +369,11 @@ func TestWriterIsolatesBadItems(t *testing.T) {
 		t.Errorf("%d flush calls to isolate 2 bad rows in 500, want a bisection (<= 40)", calls)
 	}
 	checkStats(t, w.Stats(), backend.Stats{Matched: 500, Success: 498, Failed: 2})
-	for _, want := range []string{"store=sqlstore/test", "row 137: value too long", "row 400: value too long"} {
+	// The second failure comes within a second of the first: Close logs it.
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"store=sqlstore/test", "row 137: value too long", "row 400: value too long", "total=2"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
@@ -660,6 +664,43 @@ func TestWriterBatchBytes(t *testing.T) {
 		flush(t, w)
 		checkStats(t, w.Stats(), backend.Stats{Matched: 4, Success: 4})
 	})
+}
+
+// TestWriterLogsRateLimited: failures and retries are logged at most once a second per
+// writer, with the count since the last line, the total and the last error; Close logs the
+// rest.
+func TestWriterLogsRateLimited(t *testing.T) {
+	var logs bytes.Buffer
+	m := &memStore{fail: func(_ int, batch []item) error {
+		if batch[0].key == "retry" {
+			return errTransient
+		}
+		return fmt.Errorf("row %d: %w", batch[0].seq, errBadRow)
+	}}
+	w := backend.NewWriter(backend.WriterConfig[item]{
+		Options: backend.Options{BatchSize: 500, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			Retry: backend.Retry{MaxAttempts: 100, MinBackoff: time.Microsecond, MaxBackoff: time.Microsecond}},
+		Flush:    m.flush,
+		Classify: classifyTest,
+	})
+	start := time.Now()
+	enqueueAll(t, w, seqItems("bad", 500)...) // each isolated: 500 failures, one at a time
+	enqueueAll(t, w, item{"retry", 0})        // 99 retries, then a failure
+	flush(t, w)
+	lines := func(msg string) int { return strings.Count(logs.String(), `msg="`+msg+`"`) }
+	if limit := 1 + int(time.Since(start)/time.Second); lines("writes failed") > limit || lines("writes failed, retrying") > limit {
+		t.Errorf("%d failure lines and %d retry lines, want %d at most:\n%s", lines("writes failed"), lines("writes failed, retrying"), limit, logs.String())
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 501, Failed: 501, Retried: 99})
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`msg="writes failed" store=backend count=`, `total=501 error="connection reset"`,
+		`msg="writes failed, retrying" store=backend count=`, `total=99 error="connection reset"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the lines logged by Close lack %q:\n%s", want, logs.String())
+		}
+	}
 }
 
 // gatedStore blocks every flush until its gate is closed.
