@@ -1069,38 +1069,68 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 // TestWriterStress mixes everything: producers on many goroutines, a small queue that drops,
-// transient and permanent failures, Flush calls and Stats readers running alongside, then
-// checks that every item is accounted for exactly once.
+// every class of failure, per-item marks, flushes that time out (and shrink their shard's
+// batches), Flush calls and Stats readers running alongside, then checks that every item is
+// accounted for exactly once.
 func TestWriterStress(t *testing.T) {
 	const producers, perProducer = 32, 2000
 	var (
 		mu     sync.Mutex
 		stored = map[item]int{}
 	)
-	flushFn := func(_ context.Context, batch []item, _ *backend.BatchResult) error {
-		switch r := rand.IntN(20); {
-		case r == 0:
+	var timeouts atomic.Int64
+	flushFn := func(ctx context.Context, batch []item, res *backend.BatchResult) error {
+		switch r := rand.IntN(40); {
+		case r < 2:
 			return errTransient
-		case r == 1:
+		case r == 2 && len(batch) > 1:
+			timeouts.Add(1)
+			<-ctx.Done() // too slow: nothing written
+			return ctx.Err()
+		case r == 3:
 			time.Sleep(time.Millisecond)
+		case r == 4 && rand.IntN(10) == 0:
+			return errNoTable
 		}
 		for _, it := range batch {
 			if it.seq%997 == 0 {
 				return errBadRow
 			}
 		}
+		marked := map[int]bool{}
+		for i, it := range batch {
+			switch {
+			case it.seq%1009 == 0:
+				res.Fail(i, errBadRow)
+				marked[i] = true
+			case rand.IntN(50) == 0:
+				res.Retry(i, errThrottled)
+				marked[i] = true
+			}
+		}
 		mu.Lock()
-		for _, it := range batch {
-			stored[it]++
+		for i, it := range batch {
+			if !marked[i] {
+				stored[it]++
+			}
 		}
 		mu.Unlock()
 		return nil
 	}
 	w := newWriter(t, backend.WriterConfig[item]{
-		Options:  backend.Options{BatchSize: 50, QueueSize: 512, Shards: 3, Overflow: backend.OverflowDrop, Retry: backend.Retry{MinBackoff: 10 * time.Microsecond, MaxBackoff: 100 * time.Microsecond}},
-		Flush:    flushFn,
-		Key:      itemKey,
-		Classify: classifyTest,
+		Options: backend.Options{BatchSize: 50, QueueSize: 512, Shards: 3, Overflow: backend.OverflowDrop, QueryTimeout: 2 * time.Millisecond,
+			Retry: backend.Retry{MinBackoff: 10 * time.Microsecond, MaxBackoff: 100 * time.Microsecond}},
+		Flush: flushFn,
+		Key:   itemKey,
+		Classify: func(err error) backend.Failure {
+			switch {
+			case errors.Is(err, errNoTable):
+				return backend.FailBatch
+			case errors.Is(err, context.DeadlineExceeded):
+				return backend.FailUnknown
+			}
+			return classifyTest(err)
+		},
 	})
 	var accepted, dropped atomic.Int64
 	var wg sync.WaitGroup
@@ -1159,8 +1189,8 @@ func TestWriterStress(t *testing.T) {
 		int64(st.Success+st.Failed) != accepted.Load() {
 		t.Errorf("Stats %+v; accepted %d, dropped %d", st, accepted.Load(), dropped.Load())
 	}
-	if st.Failed == 0 {
-		t.Error("no permanent failures happened; the test lost its point")
+	if st.Failed == 0 || st.Retried == 0 || timeouts.Load() == 0 {
+		t.Errorf("failures %d, retries %d, timeouts %d: one did not happen; the test lost its point", st.Failed, st.Retried, timeouts.Load())
 	}
 	t.Logf("%+v", st)
 }
