@@ -391,7 +391,8 @@ func (w *Writer[T]) waitRoom(ctx context.Context, to *shard[T]) error {
 }
 
 // takeRoom moves to shard to half the room of each other shard. It reports whether to has
-// room now (or is closed); if so it returns with to.mu held.
+// room now (or is closed); if so it returns with to.mu held. Room it moves but does not use
+// wakes the waiting Enqueue calls, which may have looked for it before it moved.
 func (w *Writer[T]) takeRoom(to *shard[T]) bool {
 	got := 0
 	for _, s := range w.shards {
@@ -405,6 +406,9 @@ func (w *Writer[T]) takeRoom(to *shard[T]) bool {
 	}
 	to.mu.Lock()
 	to.free += got
+	if got > 1 && w.waiting.Load() {
+		w.wakeWaiting()
+	}
 	if to.free > 0 || to.closed {
 		return true
 	}
