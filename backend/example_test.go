@@ -15,7 +15,7 @@ func ExampleWriter() {
 		Store:   "example",
 		Options: backend.Options{BatchSize: 2, BatchInterval: time.Second},
 		// A store would run one multi-row INSERT here.
-		Flush: func(ctx context.Context, batch []write) error {
+		Flush: func(ctx context.Context, batch []write, _ *backend.BatchResult) error {
 			fmt.Println("flush", batch)
 			return nil
 		},

@@ -25,20 +25,31 @@ type Options struct {
 	ConnectTimeout time.Duration // default 5s
 	// QueryTimeout bounds one flush or lookup when the caller's context has no earlier
 	// deadline; default 5s.
-	QueryTimeout  time.Duration
-	BatchSize     int            // writes per flush at most; default 500
-	BatchInterval time.Duration  // how long a partial batch waits for more; default 5ms
-	QueueSize     int            // writes queued at most; default 65536
-	Overflow      OverflowPolicy // default OverflowBlock
-	Retry         Retry
-	Logger        *slog.Logger // default slog.Default()
+	QueryTimeout time.Duration
+	BatchSize    int // writes per flush at most; default 500
+	// BatchBytes is the byte budget of one flush (the sum of WriterConfig.Size of its writes),
+	// so that big payloads make smaller batches; default 4 MiB. A write bigger than that is
+	// flushed alone.
+	BatchBytes    int
+	BatchInterval time.Duration // how long a partial batch waits for more; default 5ms
+	// Shards is how many batches may be flushed concurrently, items going to a shard by the
+	// hash of their key (WriterConfig.Key), so that one key's writes stay in order; default 1.
+	Shards    int
+	QueueSize int            // writes queued at most, all shards together; default 65536
+	Overflow  OverflowPolicy // default OverflowBlock
+	// EnqueueTimeout is how long Enqueue waits for room under OverflowBlock, on top of its
+	// ctx, before it drops the write; 0: no limit but ctx and Close.
+	EnqueueTimeout time.Duration
+	Retry          Retry
+	Logger         *slog.Logger // default slog.Default()
 }
 
-// Retry is how transient write errors are retried: with exponential backoff from MinBackoff
-// to MaxBackoff (with jitter), MaxAttempts times at most (0: until the writer is closed, so a
-// database that is down loses nothing while the queue has room).
+// Retry is how writes are retried (FailRetry, FailUnknown, BatchResult.Retry): with
+// exponential backoff from MinBackoff to MaxBackoff (with jitter), MaxAttempts times at most
+// (0: until the writer is closed, so a database that is down loses nothing while the queue has
+// room).
 type Retry struct {
-	MaxAttempts int           // tries of a batch, the first included; 1 means no retry
+	MaxAttempts int           // tries of an item, the first included; 1 means no retry
 	MinBackoff  time.Duration // default 50ms
 	MaxBackoff  time.Duration // default 5s
 }
@@ -57,8 +68,14 @@ func (o Options) WithDefaults() Options {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 500
 	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = 4 << 20
+	}
 	if o.BatchInterval <= 0 {
 		o.BatchInterval = 5 * time.Millisecond
+	}
+	if o.Shards <= 0 {
+		o.Shards = 1
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 65536

@@ -30,8 +30,9 @@ func (s Stats) Add(o Stats) Stats {
 
 // IsTransient reports whether err looks like a passing failure of the network or the server
 // rather than of the write itself: a timeout, a refused, reset or aborted connection, a
-// connection closed mid-reply. It is a starting point for WriterConfig.Transient; stores add
-// their driver's codes (deadlock, serialization failure, server shutting down, ...).
+// connection closed mid-reply. The default WriterConfig.Classify calls these FailRetry; a
+// store's own Classify starts from it and adds its driver's codes (deadlock, serialization
+// failure, server shutting down, ...).
 func IsTransient(err error) bool {
 	if err == nil {
 		return false

@@ -19,13 +19,12 @@ type benchItem struct {
 	msg      *[64]byte
 }
 
-func benchWriter(b *testing.B, shards int, flush func(context.Context, []benchItem) error) *backend.Writer[benchItem] {
+func benchWriter(b *testing.B, shards int, flush func(context.Context, []benchItem, *backend.BatchResult) error) *backend.Writer[benchItem] {
 	w := backend.NewWriter(backend.WriterConfig[benchItem]{
 		Store:   "bench",
-		Options: backend.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		Options: backend.Options{Shards: shards, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
 		Flush:   flush,
 		Key:     func(it benchItem) string { return it.clientID },
-		Shards:  shards,
 	})
 	b.Cleanup(func() { w.Close(context.Background()) })
 	return w
@@ -34,7 +33,7 @@ func benchWriter(b *testing.B, shards int, flush func(context.Context, []benchIt
 // BenchmarkEnqueue is the cost a hook call pays: the flush does nothing, so what is measured
 // is the enqueue and the writer's own overhead (OverflowBlock: the queue never drops).
 func BenchmarkEnqueue(b *testing.B) {
-	nop := func(context.Context, []benchItem) error { return nil }
+	nop := func(context.Context, []benchItem, *backend.BatchResult) error { return nil }
 	msg := new([64]byte)
 	clients := make([]string, 1024)
 	for i := range clients {
@@ -77,7 +76,7 @@ func BenchmarkEnqueueQueueFull(b *testing.B) {
 	w := backend.NewWriter(backend.WriterConfig[benchItem]{
 		Store:   "bench",
 		Options: backend.Options{QueueSize: 16, Overflow: backend.OverflowDrop, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		Flush:   func(context.Context, []benchItem) error { <-gate; return nil },
+		Flush:   func(context.Context, []benchItem, *backend.BatchResult) error { <-gate; return nil },
 	})
 	defer w.Close(context.Background())
 	defer close(gate)
@@ -108,7 +107,7 @@ func BenchmarkWriterThroughput(b *testing.B) {
 			w := backend.NewWriter(backend.WriterConfig[benchItem]{
 				Store:   "bench",
 				Options: backend.Options{BatchSize: bs, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-				Flush: func(_ context.Context, batch []benchItem) error {
+				Flush: func(_ context.Context, batch []benchItem, _ *backend.BatchResult) error {
 					n := 0
 					for _, it := range batch {
 						n += it.op + len(it.clientID)

@@ -40,27 +40,65 @@ type memStore struct {
 	// fail, when set, is called before a batch is written; an error means nothing of the
 	// batch was written (a rolled-back transaction).
 	fail func(call int, batch []item) error
+	// mark, when set, is called first: it returns the indices to mark Retry and Fail, with
+	// their errors. Marked items are not written.
+	mark func(call int, batch []item) (retry, fail map[int]error)
 	sig  chan int // if set, gets len(batch) after each successful flush
+	got  [][]item // every batch Flush was called with
 }
 
-func (m *memStore) flush(_ context.Context, batch []item) error {
+func (m *memStore) flush(_ context.Context, batch []item, res *backend.BatchResult) error {
 	m.mu.Lock()
 	m.calls++
 	call := m.calls
+	m.got = append(m.got, append([]item(nil), batch...))
 	m.mu.Unlock()
+	marked := map[int]bool{}
+	if m.mark != nil {
+		retry, fail := m.mark(call, batch)
+		for i, err := range retry {
+			res.Retry(i, err)
+			marked[i] = true
+		}
+		for i, err := range fail {
+			res.Fail(i, err)
+			marked[i] = true
+		}
+	}
 	if m.fail != nil {
 		if err := m.fail(call, batch); err != nil {
 			return err
 		}
 	}
+	var written []item
+	for i, it := range batch {
+		if !marked[i] {
+			written = append(written, it)
+		}
+	}
 	m.mu.Lock()
-	m.written = append(m.written, batch...)
-	m.batches = append(m.batches, append([]item(nil), batch...))
+	m.written = append(m.written, written...)
+	m.batches = append(m.batches, written)
 	m.mu.Unlock()
 	if m.sig != nil {
 		m.sig <- len(batch)
 	}
 	return nil
+}
+
+// calledWith returns the batches Flush was called with, as sequence numbers.
+func (m *memStore) calledWith() [][]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var seqs [][]int
+	for _, b := range m.got {
+		var s []int
+		for _, it := range b {
+			s = append(s, it.seq)
+		}
+		seqs = append(seqs, s)
+	}
+	return seqs
 }
 
 func (m *memStore) snapshot() (written []item, batches [][]item, calls int) {
@@ -243,7 +281,13 @@ func TestWriterFlushWaits(t *testing.T) {
 var errTransient = errors.New("connection reset")
 var errBadRow = errors.New("value too long for column")
 
-func isTransientTest(err error) bool { return errors.Is(err, errTransient) }
+// classifyTest: errTransient is FailRetry, everything else FailItem.
+func classifyTest(err error) backend.Failure {
+	if errors.Is(err, errTransient) {
+		return backend.FailRetry
+	}
+	return backend.FailItem
+}
 
 func TestWriterRetriesTransient(t *testing.T) {
 	m := &memStore{fail: func(call int, _ []item) error {
@@ -253,9 +297,9 @@ func TestWriterRetriesTransient(t *testing.T) {
 		return nil
 	}}
 	w := newWriter(t, backend.WriterConfig[item]{
-		Options:   backend.Options{BatchSize: 100, Retry: backend.Retry{MinBackoff: time.Millisecond}},
-		Flush:     m.flush,
-		Transient: isTransientTest,
+		Options:  backend.Options{BatchSize: 100, Retry: backend.Retry{MinBackoff: time.Millisecond}},
+		Flush:    m.flush,
+		Classify: classifyTest,
 	})
 	enqueueAll(t, w, seqItems("c", 50)...)
 	flush(t, w)
@@ -276,8 +320,8 @@ func TestWriterRetryGivesUp(t *testing.T) {
 			Retry:     backend.Retry{MaxAttempts: 3, MinBackoff: time.Millisecond},
 			Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
 		},
-		Flush:     m.flush,
-		Transient: isTransientTest,
+		Flush:    m.flush,
+		Classify: classifyTest,
 	})
 	enqueueAll(t, w, seqItems("c", 20)...)
 	flush(t, w)
@@ -303,10 +347,10 @@ func TestWriterIsolatesBadItems(t *testing.T) {
 	}}
 	var logs bytes.Buffer
 	w := newWriter(t, backend.WriterConfig[item]{
-		Store:     "sqlstore/test",
-		Options:   backend.Options{BatchSize: 500, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
-		Flush:     m.flush,
-		Transient: isTransientTest,
+		Store:    "sqlstore/test",
+		Options:  backend.Options{BatchSize: 500, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		Flush:    m.flush,
+		Classify: classifyTest,
 	})
 	enqueueAll(t, w, seqItems("c", 500)...)
 	flush(t, w)
@@ -325,7 +369,11 @@ func TestWriterIsolatesBadItems(t *testing.T) {
 		t.Errorf("%d flush calls to isolate 2 bad rows in 500, want a bisection (<= 40)", calls)
 	}
 	checkStats(t, w.Stats(), backend.Stats{Matched: 500, Success: 498, Failed: 2})
-	for _, want := range []string{"store=sqlstore/test", "row 137: value too long", "row 400: value too long"} {
+	// The second failure comes within a second of the first: Close logs it.
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"store=sqlstore/test", "row 137: value too long", "row 400: value too long", "total=2"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
@@ -346,7 +394,7 @@ func TestWriterRecoversFlushPanic(t *testing.T) {
 	w := newWriter(t, backend.WriterConfig[item]{
 		Options: backend.Options{BatchSize: 10, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
 		Flush:   m.flush,
-		// every error transient: a panic is still not retried
+		// a panic is FailItem, whatever Classify says: isolated, not retried
 	})
 	enqueueAll(t, w, seqItems("c", 10)...)
 	flush(t, w)
@@ -356,6 +404,302 @@ func TestWriterRecoversFlushPanic(t *testing.T) {
 	checkStats(t, w.Stats(), backend.Stats{Matched: 10, Success: 9, Failed: 1})
 	if !strings.Contains(logs.String(), "assignment to entry in nil map") {
 		t.Errorf("panic not logged:\n%s", logs.String())
+	}
+}
+
+var errThrottled = errors.New("throttled")
+
+// TestWriterItemMarks: items marked Retry are written again, alone, before the next batch;
+// items marked Fail are counted failed; marks apply whether Flush returns nil or an error.
+func TestWriterItemMarks(t *testing.T) {
+	t.Run("nil error", func(t *testing.T) {
+		m := &memStore{mark: func(call int, _ []item) (retry, fail map[int]error) {
+			if call == 1 {
+				return map[int]error{3: errThrottled, 6: errThrottled}, map[int]error{5: errBadRow}
+			}
+			return nil, nil
+		}}
+		w := newWriter(t, backend.WriterConfig[item]{
+			Options: backend.Options{BatchSize: 10, BatchInterval: time.Hour, Retry: backend.Retry{MinBackoff: time.Millisecond}},
+			Flush:   m.flush,
+		})
+		enqueueAll(t, w, seqItems("c", 20)...)
+		flush(t, w)
+		want := "[[0 1 2 3 4 5 6 7 8 9] [3 6] [10 11 12 13 14 15 16 17 18 19]]"
+		if got := fmt.Sprint(m.calledWith()); got != want {
+			t.Errorf("Flush calls %s, want %s", got, want)
+		}
+		checkStats(t, w.Stats(), backend.Stats{Matched: 20, Success: 19, Failed: 1, Retried: 1})
+	})
+	t.Run("with an error", func(t *testing.T) {
+		// Item 2 fails for good, item 4 is to retry, and the others were not written either
+		// (errTransient): they are retried with item 4, in order.
+		m := &memStore{
+			mark: func(call int, _ []item) (retry, fail map[int]error) {
+				if call == 1 {
+					return map[int]error{4: errThrottled}, map[int]error{2: errBadRow}
+				}
+				return nil, nil
+			},
+			fail: func(call int, _ []item) error {
+				if call == 1 {
+					return errTransient
+				}
+				return nil
+			},
+		}
+		w := newWriter(t, backend.WriterConfig[item]{
+			Options:  backend.Options{BatchSize: 6, BatchInterval: time.Hour, Retry: backend.Retry{MinBackoff: time.Millisecond}},
+			Flush:    m.flush,
+			Classify: classifyTest,
+		})
+		enqueueAll(t, w, seqItems("c", 6)...)
+		flush(t, w)
+		if got, want := fmt.Sprint(m.calledWith()), "[[0 1 2 3 4 5] [0 1 3 4 5]]"; got != want {
+			t.Errorf("Flush calls %s, want %s", got, want)
+		}
+		checkStats(t, w.Stats(), backend.Stats{Matched: 6, Success: 5, Failed: 1, Retried: 1})
+	})
+	t.Run("retry counts toward MaxAttempts", func(t *testing.T) {
+		m := &memStore{mark: func(_ int, batch []item) (retry, fail map[int]error) {
+			for i, it := range batch {
+				if it.seq == 1 {
+					return map[int]error{i: errThrottled}, nil
+				}
+			}
+			return nil, nil
+		}}
+		var logs bytes.Buffer
+		w := newWriter(t, backend.WriterConfig[item]{
+			Options: backend.Options{BatchSize: 3, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+				Retry: backend.Retry{MaxAttempts: 3, MinBackoff: time.Millisecond}},
+			Flush: m.flush,
+		})
+		enqueueAll(t, w, seqItems("c", 3)...)
+		flush(t, w)
+		if got, want := fmt.Sprint(m.calledWith()), "[[0 1 2] [1] [1]]"; got != want {
+			t.Errorf("Flush calls %s, want %s", got, want)
+		}
+		checkStats(t, w.Stats(), backend.Stats{Matched: 3, Success: 2, Failed: 1, Retried: 2})
+		if !strings.Contains(logs.String(), "throttled") {
+			t.Errorf("the last error of the item is not logged:\n%s", logs.String())
+		}
+	})
+}
+
+var errNoTable = errors.New("relation \"mqtt_msg\" does not exist")
+
+// TestWriterFailureClasses: what each Failure does with the unmarked items of a batch.
+func TestWriterFailureClasses(t *testing.T) {
+	classify := func(err error) backend.Failure {
+		switch {
+		case errors.Is(err, errTransient):
+			return backend.FailRetry
+		case errors.Is(err, context.DeadlineExceeded):
+			return backend.FailUnknown
+		case errors.Is(err, errNoTable):
+			return backend.FailBatch
+		}
+		return backend.FailItem
+	}
+	for _, tc := range []struct {
+		name          string
+		err           error
+		times         int // Flush fails this many times, then succeeds
+		classify      func(error) backend.Failure
+		notIdempotent bool
+		calls         int
+		stats         backend.Stats
+		log           string
+	}{
+		{name: "retry", err: errTransient, times: 2, classify: classify, calls: 3,
+			stats: backend.Stats{Matched: 500, Success: 500, Retried: 2}},
+		{name: "unknown, idempotent", err: context.DeadlineExceeded, times: 2, classify: classify, calls: 3,
+			stats: backend.Stats{Matched: 500, Success: 500, Retried: 2}},
+		{name: "unknown, not idempotent", err: context.DeadlineExceeded, times: 1, classify: classify, notIdempotent: true, calls: 1,
+			stats: backend.Stats{Matched: 500, Failed: 500}, log: "outcome unknown"},
+		{name: "batch", err: errNoTable, times: 1000, classify: classify, calls: 1,
+			stats: backend.Stats{Matched: 500, Failed: 500}, log: "does not exist"},
+		{name: "default: transient is retry", err: syscall.ECONNRESET, times: 1, calls: 2,
+			stats: backend.Stats{Matched: 500, Success: 500, Retried: 1}},
+		{name: "default: others are item", err: errBadRow, times: 1, calls: 3,
+			stats: backend.Stats{Matched: 500, Success: 500}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &memStore{fail: func(call int, _ []item) error {
+				if call <= tc.times {
+					return tc.err
+				}
+				return nil
+			}}
+			var logs bytes.Buffer
+			w := newWriter(t, backend.WriterConfig[item]{
+				Options: backend.Options{BatchSize: 500, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+					Retry: backend.Retry{MinBackoff: time.Millisecond}},
+				Flush:         m.flush,
+				Classify:      tc.classify,
+				NotIdempotent: tc.notIdempotent,
+			})
+			enqueueAll(t, w, seqItems("c", 500)...)
+			flush(t, w)
+			if _, _, calls := m.snapshot(); calls != tc.calls {
+				t.Errorf("%d Flush calls, want %d", calls, tc.calls)
+			}
+			checkStats(t, w.Stats(), tc.stats)
+			if !strings.Contains(logs.String(), tc.log) {
+				t.Errorf("log lacks %q:\n%s", tc.log, logs.String())
+			}
+		})
+	}
+}
+
+// TestWriterShrinksSlowBatches: a database that needs 1ms an item, behind a QueryTimeout of
+// 40ms, cannot write a batch of 200: the shard shrinks its batches until they fit, writes
+// everything in order, and grows back to full batches once the database is fast again.
+func TestWriterShrinksSlowBatches(t *testing.T) {
+	var slow atomic.Bool
+	slow.Store(true)
+	m := &memStore{}
+	flushFn := func(ctx context.Context, batch []item, res *backend.BatchResult) error {
+		if slow.Load() {
+			select {
+			case <-time.After(time.Duration(len(batch)) * time.Millisecond):
+			case <-ctx.Done():
+				return fmt.Errorf("insert %d rows: %w", len(batch), ctx.Err())
+			}
+		}
+		return m.flush(ctx, batch, res)
+	}
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{BatchSize: 200, BatchInterval: time.Hour, QueryTimeout: 40 * time.Millisecond,
+			Retry: backend.Retry{MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}},
+		Flush: flushFn,
+	})
+	enqueueAll(t, w, seqItems("c", 200)...)
+	flush(t, w)
+	written, batches, _ := m.snapshot()
+	for i, it := range written {
+		if it.seq != i {
+			t.Fatalf("written[%d] = %v, want seq %d", i, it, i)
+		}
+	}
+	biggest := 0
+	for _, b := range batches {
+		biggest = max(biggest, len(b))
+	}
+	if len(written) != 200 || biggest > 40 {
+		t.Errorf("%d written in batches of up to %d; want 200, in batches of at most 40", len(written), biggest)
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 200, Success: 200, Retried: w.Stats().Retried})
+
+	slow.Store(false)
+	for range 10 {
+		enqueueAll(t, w, seqItems("d", 200)...)
+		flush(t, w)
+		if _, batches, _ := m.snapshot(); len(batches[len(batches)-1]) == 200 {
+			return
+		}
+	}
+	t.Errorf("batches never grew back to 200: %v", m.calledWith()[len(batches):])
+}
+
+// TestWriterBatchBytes: a batch stops growing before its Size would pass
+// min(BatchBytes, MaxBatchBytes), but holds at least one item; MaxBatch caps its count.
+func TestWriterBatchBytes(t *testing.T) {
+	size30 := func(it item) int {
+		if it.seq == 1000 {
+			return 500
+		}
+		return 30
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   backend.WriterConfig[item]
+		items []int
+		want  string
+	}{
+		{"BatchBytes", backend.WriterConfig[item]{Options: backend.Options{BatchBytes: 100}, Size: size30},
+			[]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, "[[0 1 2] [3 4 5] [6 7 8] [9]]"},
+		{"MaxBatchBytes", backend.WriterConfig[item]{MaxBatchBytes: 70, Size: size30},
+			[]int{0, 1, 2, 3, 4}, "[[0 1] [2 3] [4]]"},
+		{"exactly the budget", backend.WriterConfig[item]{Options: backend.Options{BatchBytes: 90}, MaxBatchBytes: 1000, Size: size30},
+			[]int{0, 1, 2, 3, 4}, "[[0 1 2] [3 4]]"},
+		{"an item bigger than the budget goes alone", backend.WriterConfig[item]{MaxBatchBytes: 100, Size: size30},
+			[]int{0, 1, 1000, 3, 4, 5}, "[[0 1] [1000] [3 4 5]]"},
+		{"MaxBatch", backend.WriterConfig[item]{Options: backend.Options{BatchSize: 10}, MaxBatch: 4},
+			[]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, "[[0 1 2 3] [4 5 6 7] [8 9]]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &memStore{}
+			cfg := tc.cfg
+			cfg.Flush = m.flush
+			cfg.Options.BatchInterval = time.Hour
+			w := newWriter(t, cfg)
+			for _, seq := range tc.items {
+				enqueueAll(t, w, item{"c", seq})
+			}
+			flush(t, w)
+			if got := fmt.Sprint(m.calledWith()); got != tc.want {
+				t.Errorf("batches %s, want %s", got, tc.want)
+			}
+		})
+	}
+
+	t.Run("a full budget is flushed at once", func(t *testing.T) {
+		m := &memStore{sig: make(chan int, 10)}
+		w := newWriter(t, backend.WriterConfig[item]{
+			Options: backend.Options{BatchBytes: 100, BatchInterval: time.Hour},
+			Flush:   m.flush,
+			Size:    size30,
+		})
+		enqueueAll(t, w, seqItems("c", 4)...) // 120 bytes: 3 make a batch, the interval is an hour away
+		select {
+		case n := <-m.sig:
+			if n != 3 {
+				t.Errorf("batch of %d, want 3", n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a batch over its byte budget waited for BatchInterval")
+		}
+		flush(t, w)
+		checkStats(t, w.Stats(), backend.Stats{Matched: 4, Success: 4})
+	})
+}
+
+// TestWriterLogsRateLimited: failures and retries are logged at most once a second per
+// writer, with the count since the last line, the total and the last error; Close logs the
+// rest.
+func TestWriterLogsRateLimited(t *testing.T) {
+	var logs bytes.Buffer
+	m := &memStore{fail: func(_ int, batch []item) error {
+		if batch[0].key == "retry" {
+			return errTransient
+		}
+		return fmt.Errorf("row %d: %w", batch[0].seq, errBadRow)
+	}}
+	w := backend.NewWriter(backend.WriterConfig[item]{
+		Options: backend.Options{BatchSize: 500, BatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			Retry: backend.Retry{MaxAttempts: 100, MinBackoff: time.Microsecond, MaxBackoff: time.Microsecond}},
+		Flush:    m.flush,
+		Classify: classifyTest,
+	})
+	start := time.Now()
+	enqueueAll(t, w, seqItems("bad", 500)...) // each isolated: 500 failures, one at a time
+	enqueueAll(t, w, item{"retry", 0})        // 99 retries, then a failure
+	flush(t, w)
+	lines := func(msg string) int { return strings.Count(logs.String(), `msg="`+msg+`"`) }
+	if limit := 1 + int(time.Since(start)/time.Second); lines("writes failed") > limit || lines("writes failed, retrying") > limit {
+		t.Errorf("%d failure lines and %d retry lines, want %d at most:\n%s", lines("writes failed"), lines("writes failed, retrying"), limit, logs.String())
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 501, Failed: 501, Retried: 99})
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`msg="writes failed" store=backend count=`, `total=501 error="connection reset"`,
+		`msg="writes failed, retrying" store=backend count=`, `total=99 error="connection reset"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the lines logged by Close lack %q:\n%s", want, logs.String())
+		}
 	}
 }
 
@@ -433,6 +777,100 @@ func TestWriterOverflowBlock(t *testing.T) {
 		t.Errorf("written %v, want seq 0..3", written)
 	}
 	checkStats(t, w.Stats(), backend.Stats{Matched: 5, Success: 4, Dropped: map[string]uint64{backend.DropQueueFull: 1}})
+}
+
+// TestWriterSharedQueueBudget: QueueSize bounds the items queued in all shards together. A
+// stuck shard may fill the whole queue; then an Enqueue to any shard drops (or waits), and
+// room made by the stuck shard lets it in.
+func TestWriterSharedQueueBudget(t *testing.T) {
+	for name, policy := range map[string]backend.OverflowPolicy{"drop": backend.OverflowDrop, "block": backend.OverflowBlock} {
+		t.Run(name, func(t *testing.T) {
+			gate := make(chan struct{})
+			var once sync.Once
+			open := func() { once.Do(func() { close(gate) }) }
+			defer open()
+			m := &memStore{fail: func(_ int, batch []item) error {
+				if batch[0].key == "a" {
+					<-gate // the shard of "a" is stuck
+				}
+				return nil
+			}}
+			w := newWriter(t, backend.WriterConfig[item]{
+				Options: backend.Options{QueueSize: 10, BatchSize: 1, Shards: 4, Overflow: policy},
+				Flush:   m.flush,
+				Key:     itemKey,
+			})
+			enqueueAll(t, w, item{"a", 0})
+			waitFor(t, "the first item in flight", func() bool { return w.Stats().Inflight == 1 })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for _, it := range seqItems("a", 10) { // the whole queue, not a fourth of it
+				if err := w.EnqueueContext(ctx, it); err != nil {
+					t.Fatalf("Enqueue(%v) with room in other shards: %v", it, err)
+				}
+			}
+			if st := w.Stats(); st.Queued != 10 {
+				t.Fatalf("Queued = %d, want 10", st.Queued)
+			}
+			done := make(chan error, 1)
+			go func() { done <- w.Enqueue(item{"b", 0}) }()
+			if policy == backend.OverflowDrop {
+				if err := <-done; !errors.Is(err, hook.ErrDropped) {
+					t.Fatalf("Enqueue to a full writer = %v, want ErrDropped", err)
+				}
+				open()
+				flush(t, w)
+				checkStats(t, w.Stats(), backend.Stats{Matched: 12, Success: 11, Dropped: map[string]uint64{backend.DropQueueFull: 1}})
+				return
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("Enqueue to a full writer returned %v, want it to wait", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			open()
+			if err := <-done; err != nil {
+				t.Fatalf("waiting Enqueue = %v", err)
+			}
+			flush(t, w)
+			checkStats(t, w.Stats(), backend.Stats{Matched: 12, Success: 12})
+		})
+	}
+}
+
+// TestWriterEnqueueTimeout: under OverflowBlock, Enqueue waits for room until
+// EnqueueTimeout or its ctx, whichever comes first, then drops.
+func TestWriterEnqueueTimeout(t *testing.T) {
+	m, gate := gatedStore()
+	defer close(gate)
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{QueueSize: 1, BatchSize: 1, EnqueueTimeout: 30 * time.Millisecond},
+		Flush:   m.flush,
+	})
+	enqueueAll(t, w, item{"c", 0})
+	waitFor(t, "the first item in flight", func() bool { return w.Stats().Inflight == 1 })
+	enqueueAll(t, w, item{"c", 1})
+
+	// EnqueueTimeout first.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	start := time.Now()
+	err := w.EnqueueContext(ctx, item{"c", 2})
+	if !errors.Is(err, hook.ErrDropped) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "EnqueueTimeout") {
+		t.Errorf("Enqueue past EnqueueTimeout = %v, want ErrDropped, DeadlineExceeded and the cause", err)
+	}
+	if waited := time.Since(start); waited < 30*time.Millisecond {
+		t.Errorf("Enqueue gave up after %v, before EnqueueTimeout", waited)
+	}
+
+	// ctx first.
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(5*time.Millisecond, cancel)
+	err = w.EnqueueContext(ctx, item{"c", 3})
+	if !errors.Is(err, hook.ErrDropped) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Enqueue with its ctx canceled = %v, want ErrDropped and Canceled", err)
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 4, Queued: 1, Inflight: 1, Dropped: map[string]uint64{backend.DropQueueFull: 2}})
 }
 
 func TestWriterCloseReleasesBlockedEnqueue(t *testing.T) {
@@ -513,9 +951,9 @@ func TestWriterCloseDeadlineWhileRetrying(t *testing.T) {
 	// The database is down; retries go on (MaxAttempts 0) until Close gives up.
 	m := &memStore{fail: func(int, []item) error { return errTransient }}
 	w := newWriter(t, backend.WriterConfig[item]{
-		Options:   backend.Options{BatchSize: 5, Retry: backend.Retry{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}},
-		Flush:     m.flush,
-		Transient: isTransientTest,
+		Options:  backend.Options{BatchSize: 5, Retry: backend.Retry{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}},
+		Flush:    m.flush,
+		Classify: classifyTest,
 	})
 	enqueueAll(t, w, seqItems("c", 12)...)
 	waitFor(t, "retries", func() bool { return w.Stats().Retried >= 3 })
@@ -543,7 +981,7 @@ func TestWriterOrderPerKey(t *testing.T) {
 		inflight = map[string]bool{}
 		calls    atomic.Int64
 	)
-	flushFn := func(_ context.Context, batch []item) error {
+	flushFn := func(_ context.Context, batch []item, _ *backend.BatchResult) error {
 		if calls.Add(1)%7 == 0 {
 			return errTransient // retried: the batch must come back whole, before later items
 		}
@@ -577,12 +1015,11 @@ func TestWriterOrderPerKey(t *testing.T) {
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	w := newWriter(t, backend.WriterConfig[item]{
-		Options: backend.Options{BatchSize: 37, QueueSize: 256, Retry: backend.Retry{MinBackoff: 10 * time.Microsecond, MaxBackoff: time.Millisecond},
+		Options: backend.Options{BatchSize: 37, QueueSize: 256, Shards: 4, Retry: backend.Retry{MinBackoff: 10 * time.Microsecond, MaxBackoff: time.Millisecond},
 			Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, &slog.HandlerOptions{Level: slog.LevelError}))},
-		Flush:     flushFn,
-		Key:       itemKey,
-		Shards:    4,
-		Transient: isTransientTest,
+		Flush:    flushFn,
+		Key:      itemKey,
+		Classify: classifyTest,
 	})
 	var wg sync.WaitGroup
 	for p := range producers {
@@ -632,39 +1069,68 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 // TestWriterStress mixes everything: producers on many goroutines, a small queue that drops,
-// transient and permanent failures, Flush calls and Stats readers running alongside, then
-// checks that every item is accounted for exactly once.
+// every class of failure, per-item marks, flushes that time out (and shrink their shard's
+// batches), Flush calls and Stats readers running alongside, then checks that every item is
+// accounted for exactly once.
 func TestWriterStress(t *testing.T) {
 	const producers, perProducer = 32, 2000
 	var (
 		mu     sync.Mutex
 		stored = map[item]int{}
 	)
-	flushFn := func(_ context.Context, batch []item) error {
-		switch r := rand.IntN(20); {
-		case r == 0:
+	var timeouts atomic.Int64
+	flushFn := func(ctx context.Context, batch []item, res *backend.BatchResult) error {
+		switch r := rand.IntN(40); {
+		case r < 2:
 			return errTransient
-		case r == 1:
+		case r == 2 && len(batch) > 1:
+			timeouts.Add(1)
+			<-ctx.Done() // too slow: nothing written
+			return ctx.Err()
+		case r == 3:
 			time.Sleep(time.Millisecond)
+		case r == 4 && rand.IntN(10) == 0:
+			return errNoTable
 		}
 		for _, it := range batch {
 			if it.seq%997 == 0 {
 				return errBadRow
 			}
 		}
+		marked := map[int]bool{}
+		for i, it := range batch {
+			switch {
+			case it.seq%1009 == 0:
+				res.Fail(i, errBadRow)
+				marked[i] = true
+			case rand.IntN(50) == 0:
+				res.Retry(i, errThrottled)
+				marked[i] = true
+			}
+		}
 		mu.Lock()
-		for _, it := range batch {
-			stored[it]++
+		for i, it := range batch {
+			if !marked[i] {
+				stored[it]++
+			}
 		}
 		mu.Unlock()
 		return nil
 	}
 	w := newWriter(t, backend.WriterConfig[item]{
-		Options:   backend.Options{BatchSize: 50, QueueSize: 512, Overflow: backend.OverflowDrop, Retry: backend.Retry{MinBackoff: 10 * time.Microsecond, MaxBackoff: 100 * time.Microsecond}},
-		Flush:     flushFn,
-		Key:       itemKey,
-		Shards:    3,
-		Transient: isTransientTest,
+		Options: backend.Options{BatchSize: 50, QueueSize: 512, Shards: 3, Overflow: backend.OverflowDrop, QueryTimeout: 2 * time.Millisecond,
+			Retry: backend.Retry{MinBackoff: 10 * time.Microsecond, MaxBackoff: 100 * time.Microsecond}},
+		Flush: flushFn,
+		Key:   itemKey,
+		Classify: func(err error) backend.Failure {
+			switch {
+			case errors.Is(err, errNoTable):
+				return backend.FailBatch
+			case errors.Is(err, context.DeadlineExceeded):
+				return backend.FailUnknown
+			}
+			return classifyTest(err)
+		},
 	})
 	var accepted, dropped atomic.Int64
 	var wg sync.WaitGroup
@@ -723,8 +1189,8 @@ func TestWriterStress(t *testing.T) {
 		int64(st.Success+st.Failed) != accepted.Load() {
 		t.Errorf("Stats %+v; accepted %d, dropped %d", st, accepted.Load(), dropped.Load())
 	}
-	if st.Failed == 0 {
-		t.Error("no permanent failures happened; the test lost its point")
+	if st.Failed == 0 || st.Retried == 0 || timeouts.Load() == 0 {
+		t.Errorf("failures %d, retries %d, timeouts %d: one did not happen; the test lost its point", st.Failed, st.Retried, timeouts.Load())
 	}
 	t.Logf("%+v", st)
 }

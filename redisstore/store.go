@@ -206,17 +206,23 @@ func start(ctx context.Context, client redis.UniversalClient, cfg Config) (*Stor
 			s.log.Warn("cannot read the command table; custom commands will be refused under a key prefix", "error", err)
 		}
 	}
-	shards := cfg.Shards
-	if shards <= 0 {
-		shards = 4
+	if cfg.Options.Shards == 0 {
+		opts.Shards = cfg.Shards // TODO(contract v2): Config.Shards moves to Options.Shards
+		if opts.Shards <= 0 {
+			opts.Shards = 4
+		}
 	}
 	s.w = backend.NewWriter(backend.WriterConfig[op]{
-		Store:     "redisstore",
-		Options:   opts,
-		Flush:     s.flush,
-		Key:       func(o op) string { return o.key },
-		Shards:    shards,
-		Transient: transient,
+		Store:   "redisstore",
+		Options: opts,
+		Flush:   s.flush,
+		Key:     func(o op) string { return o.key },
+		Classify: func(err error) backend.Failure {
+			if transient(err) {
+				return backend.FailRetry
+			}
+			return backend.FailItem
+		},
 	})
 	if cfg.OnControl != nil {
 		s.ctl = s.listen(cfg.Channel, cfg.OnControl)

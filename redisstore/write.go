@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
 )
 
@@ -71,7 +72,7 @@ func (st *stages) add(stage int, c redis.Cmder) { st[stage] = append(st[stage], 
 // flush writes a batch. Its built-in writes are idempotent: each command sets a value, adds a
 // member (keeping the order it was first given) or removes one, and positions only move
 // forward, so a batch written twice leaves what it left once.
-func (s *Store) flush(ctx context.Context, batch []op) error {
+func (s *Store) flush(ctx context.Context, batch []op, _ *backend.BatchResult) error {
 	var st stages
 	// Of several retained writes to one topic in a batch, only the last matters; keeping it
 	// alone keeps the stages from reordering an upsert and a delete of the same key.

@@ -125,6 +125,8 @@ type Store struct {
 	// runs last in its transaction (before COMMIT), so that a test can hold that transaction
 	// open by making the statement wait for a lock the test holds.
 	testStall string
+	// flushCalls counts the writer's calls of flush (the tests check how many a failure costs).
+	flushCalls atomic.Uint64
 
 	mu        sync.Mutex
 	expiries  atomic.Pointer[expiries] // storing rules' expired_time, copy on write under mu
@@ -304,14 +306,21 @@ func (s *Store) start(ctx context.Context) error {
 		return err
 	}
 	s.prepareWrites(ctx)
-	shards := max(s.cfg.Shards, 1)
+	opts := s.opts
+	if s.cfg.Options.Shards == 0 {
+		opts.Shards = max(s.cfg.Shards, 1) // TODO(contract v2): Config.Shards moves to Options.Shards
+	}
 	s.w = backend.NewWriter(backend.WriterConfig[op]{
-		Store:     "sqlstore/" + s.cfg.Dialect.String(),
-		Options:   s.opts,
-		Flush:     s.flush,
-		Key:       func(o op) string { return o.key },
-		Shards:    shards,
-		Transient: s.d.transient,
+		Store:   "sqlstore/" + s.cfg.Dialect.String(),
+		Options: opts,
+		Flush:   s.flush,
+		Key:     func(o op) string { return o.key },
+		Classify: func(err error) backend.Failure {
+			if errors.Is(err, errRolledBack) || s.d.transient(err) {
+				return backend.FailRetry
+			}
+			return backend.FailItem
+		},
 	})
 	return nil
 }

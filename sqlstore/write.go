@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
 	"github.com/mqttstore/mqttstore/template"
 )
@@ -56,13 +57,87 @@ const maxRowsPerInsert = 1000
 
 // flush writes one batch in one transaction (so that a failed batch leaves nothing behind
 // and the writer can retry it, or split it to isolate a bad write).
-func (s *Store) flush(ctx context.Context, batch []op) error {
-	switch {
-	case s.pg != nil:
-		return s.flushPostgres(ctx, batch)
-	default:
-		return s.flushSQL(ctx, batch)
+//
+// When the batch fails because one of the store's own tables is missing (an EMQX database
+// without it, and no EnsureSchema), the writes into that table fail for good: they are marked
+// in res, neither retried (no retry creates a table) nor split one by one. The batch's other
+// writes, rolled back with the transaction, are written again (errRolledBack).
+func (s *Store) flush(ctx context.Context, batch []op, res *backend.BatchResult) error {
+	s.flushCalls.Add(1)
+	var err error
+	if s.pg != nil {
+		err = s.flushPostgres(ctx, batch)
+	} else {
+		err = s.flushSQL(ctx, batch)
 	}
+	table := missingTable(err)
+	if table == "" {
+		return err
+	}
+	marked := 0
+	for i := range batch {
+		if batch[i].writes(table) {
+			res.Fail(i, err)
+			marked++
+		}
+	}
+	switch {
+	case marked == 0:
+		return err // a custom statement's table: splitting isolates the statement
+	case marked == len(batch):
+		return nil // every outcome is marked
+	}
+	return fmt.Errorf("%w: %w", errRolledBack, err)
+}
+
+// errRolledBack: the batch's transaction was rolled back because of other writes of the
+// batch, which flush marked as failed; the writes it did not mark were not written, and are
+// retried.
+var errRolledBack = errors.New("rolled back with the failed writes of its batch")
+
+// ownTables are the tables of the store's built-in functions, by the ops that write (or read
+// while writing) them.
+var ownTables = map[string]func(opKind) bool{
+	"mqtt_client": func(k opKind) bool { return k == opConnected || k == opDisconnected },
+	"mqtt_msg":    func(k opKind) bool { return k == opMsg || k == opAcked },
+	"mqtt_retain": func(k opKind) bool { return k == opRetain || k == opRetainDelete },
+	"mqtt_acked":  func(k opKind) bool { return k == opAcked || k == opAckedDelete },
+}
+
+// writes reports whether o writes (or reads while writing) the store's own table.
+func (o *op) writes(table string) bool {
+	f := ownTables[table]
+	return f != nil && f(o.kind)
+}
+
+// missingTable returns the name (without schema) of the table whose absence err reports:
+// PostgreSQL 42P01 (relation "x" does not exist), MySQL 1146 (Table 'db.x' doesn't exist),
+// SQLite "no such table: x"; "" for any other error.
+func missingTable(err error) string {
+	if err == nil {
+		return ""
+	}
+	var name string
+	var pe *pgconn.PgError
+	var me *mysql.MySQLError
+	switch {
+	case errors.As(err, &pe) && pe.Code == "42P01":
+		_, rest, _ := strings.Cut(pe.Message, `"`)
+		name, _, _ = strings.Cut(rest, `"`)
+	case errors.As(err, &me) && me.Number == 1146:
+		_, rest, _ := strings.Cut(me.Message, "'")
+		name, _, _ = strings.Cut(rest, "'")
+	default:
+		_, rest, ok := strings.Cut(err.Error(), "no such table: ")
+		if !ok {
+			return ""
+		}
+		name, _, _ = strings.Cut(rest, " ")
+	}
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		name = name[i+1:]
+	}
+	return name
 }
 
 // flushPostgres sends the batch as one pipeline (one round trip, one implicit transaction:
