@@ -33,7 +33,9 @@ type Options struct {
 	BatchBytes    int
 	BatchInterval time.Duration // how long a partial batch waits for more; default 5ms
 	// Shards is how many batches may be flushed concurrently, items going to a shard by the
-	// hash of their key (WriterConfig.Key), so that one key's writes stay in order; default 1.
+	// hash of their key (WriterConfig.Key), so that one key's writes stay in order; default 4.
+	// Every store takes it from here: a store whose writes must form one ordered stream gives
+	// them one key (the SQL stores' messages and acks), not one shard.
 	Shards    int
 	QueueSize int            // writes queued at most, all shards together; default 65536
 	Overflow  OverflowPolicy // default OverflowBlock
@@ -75,7 +77,7 @@ func (o Options) WithDefaults() Options {
 		o.BatchInterval = 5 * time.Millisecond
 	}
 	if o.Shards <= 0 {
-		o.Shards = 1
+		o.Shards = 4
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 65536

@@ -98,7 +98,7 @@ func BenchmarkPublish(b *testing.B) {
 			opts := cfg.Options.WithDefaults()
 			evs := benchMessages(b.N)
 			ctx := context.Background()
-			const workers = 4 // the store's default Shards
+			const workers = 4 // backend.Options' default Shards
 			b.ResetTimer()
 			start := time.Now()
 			var wg sync.WaitGroup

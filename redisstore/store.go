@@ -80,9 +80,6 @@ type Config struct {
 	// Options are the pool, batching, queue and retry settings shared by all stores.
 	// PoolSize is the connection pool (per node in Cluster mode).
 	Options backend.Options
-	// Shards is how many batches are written concurrently; the writes of one client (client
-	// state) and of one topic (messages, retained messages, acks) stay in order. Default 4.
-	Shards int
 }
 
 // Store is the Redis backend, holding the spec's keys (see the package documentation).
@@ -204,12 +201,6 @@ func start(ctx context.Context, client redis.UniversalClient, cfg Config) (*Stor
 		// command table. A failure here only matters to rules with commands (Prepare says so).
 		if err := s.loadCommandTable(ctx); err != nil {
 			s.log.Warn("cannot read the command table; custom commands will be refused under a key prefix", "error", err)
-		}
-	}
-	if cfg.Options.Shards == 0 {
-		opts.Shards = cfg.Shards // TODO(contract v2): Config.Shards moves to Options.Shards
-		if opts.Shards <= 0 {
-			opts.Shards = 4
 		}
 	}
 	s.w = backend.NewWriter(backend.WriterConfig[op]{

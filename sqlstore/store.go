@@ -85,12 +85,6 @@ type Config struct {
 	MigratePayload bool
 	// Node is recorded as the node of client states and messages whose event names none.
 	Node string
-	// Shards is how many batches may be written concurrently; default 1. Messages, acks and
-	// acked deletes are one ordered stream, in one shard (message ids must grow in publish
-	// order); client states and custom statements are ordered per client, retained messages
-	// per topic, and spread over the shards. Each shard queues Options.QueueSize/Shards writes
-	// at most, so more shards leave less room for the message stream.
-	Shards int
 	// PurgeInterval is how often messages older than their rule's expired_time are deleted;
 	// default one minute. See Store.PurgeExpired.
 	PurgeInterval time.Duration
@@ -306,13 +300,9 @@ func (s *Store) start(ctx context.Context) error {
 		return err
 	}
 	s.prepareWrites(ctx)
-	opts := s.opts
-	if s.cfg.Options.Shards == 0 {
-		opts.Shards = max(s.cfg.Shards, 1) // TODO(contract v2): Config.Shards moves to Options.Shards
-	}
 	s.w = backend.NewWriter(backend.WriterConfig[op]{
 		Store:   "sqlstore/" + s.cfg.Dialect.String(),
-		Options: opts,
+		Options: s.opts,
 		Flush:   s.flush,
 		Key:     func(o op) string { return o.key },
 		Classify: func(err error) backend.Failure {
