@@ -352,7 +352,7 @@ func (w *Writer[T]) waitRoom(ctx context.Context, to *shard[T]) error {
 			w.drop(1)
 			return w.errClosed
 		}
-		if w.takeRoom(to) {
+		if w.takeRoom(to, false) {
 			return nil
 		}
 		if w.opts.Overflow == OverflowDrop {
@@ -370,7 +370,7 @@ func (w *Writer[T]) waitRoom(ctx context.Context, to *shard[T]) error {
 		if w.closing.Load() {
 			continue
 		}
-		if w.takeRoom(to) {
+		if w.takeRoom(to, true) {
 			return nil
 		}
 		if timeout == nil && w.opts.EnqueueTimeout > 0 {
@@ -391,9 +391,10 @@ func (w *Writer[T]) waitRoom(ctx context.Context, to *shard[T]) error {
 }
 
 // takeRoom moves to shard to half the room of each other shard. It reports whether to has
-// room now (or is closed); if so it returns with to.mu held. Room it moves but does not use
-// wakes the waiting Enqueue calls, which may have looked for it before it moved.
-func (w *Writer[T]) takeRoom(to *shard[T]) bool {
+// room now (or is closed), looking at to only if it moved some or if look is set; if so it
+// returns with to.mu held. Room it moves but does not use wakes the waiting Enqueue calls,
+// which may have looked for it before it moved.
+func (w *Writer[T]) takeRoom(to *shard[T], look bool) bool {
 	got := 0
 	for _, s := range w.shards {
 		if s != to {
@@ -403,6 +404,9 @@ func (w *Writer[T]) takeRoom(to *shard[T]) bool {
 			s.mu.Unlock()
 			got += n
 		}
+	}
+	if got == 0 && !look {
+		return false
 	}
 	to.mu.Lock()
 	to.free += got
