@@ -84,8 +84,6 @@ type Store struct {
 	ttlOnce sync.Once
 	ttlErr  error
 	ttlMode atomic.Int32 // 0 unknown, 1 native TTL, 2 filtered on read only
-
-	refused atomic.Uint64 // writes refused before reaching DynamoDB (item too large)
 }
 
 type tables struct {

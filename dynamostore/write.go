@@ -134,7 +134,6 @@ func (s *Store) flush(ctx context.Context, batch []op, res *backend.BatchResult)
 				err := fmt.Errorf("dynamostore: message %s on %q: item of %d bytes over DynamoDB's limit of %d", o.msg.ID, o.msg.Topic, n, MaxItemSize)
 				res.Fail(i, err)
 				refused[i] = true
-				s.refused.Add(1)
 				continue
 			}
 			k := table + "\x00" + keyValue(table, item)
