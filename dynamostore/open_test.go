@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/dynamostore"
@@ -76,6 +81,40 @@ func TestRegistryRefusesUnknownSettings(t *testing.T) {
 	} {
 		if _, err := backend.Open(ctx, pc); !errors.Is(err, hook.ErrConfig) {
 			t.Errorf("backend.Open(%v): %v; want an error wrapping hook.ErrConfig", pc.Pool.Keys(), err)
+		}
+	}
+}
+
+// TestEnsureSchema: the spec's tables and keys, on-demand by default, provisioned when
+// configured; a second EnsureSchema on existing tables is a no-op.
+func TestEnsureSchema(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.Provisioned = &dynamostore.Throughput{Read: 5, Write: 7}
+	s := open(t, cfg)
+	defer s.Close(context.Background())
+	if err := s.EnsureSchema(context.Background()); err != nil {
+		t.Fatalf("EnsureSchema again: %v", err)
+	}
+	want := map[string]string{
+		dynamostore.TableClient: "clientid", dynamostore.TableSub: "clientid topic", dynamostore.TableMsg: "msgid",
+		dynamostore.TableTopicMsg: "topic", dynamostore.TableRetain: "topic", dynamostore.TableAcked: "topic clientid",
+		dynamostore.TableTopicIndex: "bucket topic",
+	}
+	for table, keys := range want {
+		d, err := s.Client().DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String(s.TableName(table))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, k := range d.Table.KeySchema {
+			got = append(got, *k.AttributeName)
+		}
+		if strings.Join(got, " ") != keys || d.Table.TableStatus != types.TableStatusActive {
+			t.Errorf("%s: keys %v, status %s; want %s, ACTIVE", table, got, d.Table.TableStatus, keys)
+		}
+		if pt := d.Table.ProvisionedThroughput; pt == nil || *pt.ReadCapacityUnits != 5 || *pt.WriteCapacityUnits != 7 {
+			t.Errorf("%s: throughput %+v; want 5 read, 7 write", table, pt)
 		}
 	}
 }
