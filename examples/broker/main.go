@@ -45,7 +45,7 @@ func main() {
 	flag.StringVar(&cfg.Listen, "listen", ":1883", "MQTT listener address")
 	flag.StringVar(&cfg.Node, "node", "mqttstore@"+hostname, "node name recorded with client states and messages")
 	flag.StringVar(&cfg.ConfigFile, "config", "", "EMQX 4.x backend configuration file (default: SQLite in data/, the EMQX MySQL/PostgreSQL rules)")
-	flag.StringVar(&cfg.Store, "store", "", "replace the configuration's store: sqlite, postgres, mysql, redis (with the EMQX Redis rules), or any store registered with backend.Register")
+	flag.StringVar(&cfg.Store, "store", "", "replace the configuration's store: sqlite, postgres, mysql, redis or dynamo (each with the EMQX rules of its backend), or any store registered with backend.Register")
 	flag.StringVar(&cfg.DSN, "dsn", "", "replace the configuration's connection: a SQLite file, a PostgreSQL URL, a MySQL DSN or Redis host:port")
 	flag.BoolVar(&cfg.EnsureSchema, "ensure-schema", true, "create the tables that are missing")
 	flag.DurationVar(&shutdown, "shutdown-timeout", 10*time.Second, "how long shutting down may take to write out queued writes")
