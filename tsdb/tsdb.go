@@ -1,0 +1,69 @@
+package tsdb
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/mqttstore/mqttstore/hook"
+	"github.com/mqttstore/mqttstore/template"
+)
+
+// Functions are the built-in functions every sink supports: on_message_publish only.
+var Functions = []string{hook.OnMessagePublish}
+
+// CheckRule checks that r is a rule a sink carries out: on_message_publish at
+// message.publish, with none of the options given in known refused. The error is a
+// *hook.RuleError wrapping hook.ErrUnsupported or hook.ErrUnknownOption.
+func CheckRule(r *hook.Rule, known ...string) error {
+	a := r.Action
+	switch {
+	case len(a.SQL) > 0 || len(a.CQL) > 0 || len(a.Commands) > 0:
+		return &hook.RuleError{Rule: r.Name, Field: "action", Err: fmt.Errorf("%w: a time-series sink runs no statements; its templates come from its template file", hook.ErrUnsupported)}
+	case a.Function != hook.OnMessagePublish:
+		return &hook.RuleError{Rule: r.Name, Field: "action.function", Err: fmt.Errorf("%w: function %q (a time-series sink supports %s only)", hook.ErrUnsupported, a.Function, hook.OnMessagePublish)}
+	case r.Point != hook.MessagePublish:
+		return &hook.RuleError{Rule: r.Name, Field: "action.function", Err: fmt.Errorf("%w: %s at %s (only at %s)", hook.ErrUnsupported, a.Function, r.Point, hook.MessagePublish)}
+	case r.ExpiredTime > 0:
+		return &hook.RuleError{Rule: r.Name, Field: "expired_time", Err: fmt.Errorf("%w: a time-series sink keeps what its database's retention keeps", hook.ErrUnsupported)}
+	}
+	return r.CheckOptions(known...)
+}
+
+// PublishedMessage returns the message of a message.publish event, or an error wrapping
+// hook.ErrInvalidEvent.
+func PublishedMessage(e hook.Event) (*hook.Message, error) {
+	pe, ok := e.(*hook.PublishEvent)
+	if !ok || pe == nil || pe.Message == nil {
+		return nil, fmt.Errorf("%w: %T, want a *hook.PublishEvent with a Message", hook.ErrInvalidEvent, e)
+	}
+	return pe.Message, nil
+}
+
+// Values returns what the payload templates render for m.
+func Values(m *hook.Message) template.Values {
+	return template.Values{
+		ClientID: m.From,
+		Username: m.Username,
+		Peerhost: m.Peerhost,
+		Node:     m.Node,
+		Topic:    m.Topic,
+		MsgID:    m.ID,
+		QoS:      m.QoS,
+		Payload:  m.Payload,
+		TS:       m.Timestamp,
+	}
+}
+
+// ReadFile reads a template file for a parse function of package template, naming the file
+// in errors.
+func ReadFile[T any](path string, parse func([]byte) (*template.Set[T], error)) (*template.Set[T], error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: template file: %w", hook.ErrConfig, err)
+	}
+	s, err := parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: template file %s: %w", hook.ErrConfig, path, err)
+	}
+	return s, nil
+}
