@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -294,5 +295,92 @@ func TestDefaultConfig(t *testing.T) {
 	_, err = backend.Open(context.Background(), backend.PoolConfig{Store: "influxdb", Pool: backend.NewPool("pool1", map[string]string{"sever": "x"})})
 	if !errors.Is(err, hook.ErrConfig) {
 		t.Errorf("a misspelt setting: %v, want ErrConfig", err)
+	}
+}
+
+// TestDatagrams: over UDP (a private listener that records what it receives), every
+// datagram is at most MaxDatagram bytes and holds whole lines, no message's points are split
+// across two, every message arrives once, and a message whose points alone exceed a datagram
+// is refused and counted.
+func TestDatagrams(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if err := pc.(*net.UDPConn).SetReadBuffer(8 << 20); err != nil {
+		t.Log(err)
+	}
+	got := make(chan []byte, 4096)
+	go func() {
+		buf := make([]byte, 1<<17)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- append([]byte(nil), buf[:n]...)
+		}
+	}()
+	set, err := template.ParseInflux([]byte(`{"#": {"measurement": "m", "tags": {"id": "$id"},
+		"fields": {"a": ["$payload", "$0", "s"]}}}`), template.InfluxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), Config{Server: pc.LocalAddr().String(), Templates: set,
+		Options: backend.Options{BatchInterval: 20 * time.Millisecond, QueueSize: 4096}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	w := publisher(t, s, "#")
+	const n = 300
+	for i := range n {
+		// Three points a message, of about 1 to 3 KiB together.
+		p := strings.Repeat("x", 300+i%700)
+		publishAll(t, w, &hook.Message{ID: fmt.Sprintf("m%03d", i), Topic: "t",
+			Payload: []byte(`[{"s": "` + p + `"}, {"s": "` + p + `"}, {"s": "` + p + `"}]`)})
+	}
+	big := strings.Repeat("y", MaxDatagram)
+	publishAll(t, w, &hook.Message{ID: "big", Topic: "t", Payload: []byte(`[{"s": "` + big + `"}]`)})
+	flush(t, s)
+	if st := s.Stats(); st.Success != n || st.Failed != 1 {
+		t.Errorf("Stats %+v, want %d sent and the big message failed", st, n)
+	}
+	perMessage := map[string]int{}
+	for lines := 0; lines < 3*n; {
+		var d []byte
+		select {
+		case d = <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("received %d lines, want %d", lines, 3*n)
+		}
+		if len(d) > MaxDatagram {
+			t.Errorf("a datagram of %d bytes", len(d))
+		}
+		if d[len(d)-1] != '\n' {
+			t.Errorf("a datagram does not end a line: ...%q", d[len(d)-20:])
+		}
+		inThis := map[string]int{}
+		for _, l := range strings.Split(strings.TrimSuffix(string(d), "\n"), "\n") {
+			id := strings.TrimPrefix(strings.Fields(l)[0], "m,id=")
+			inThis[id]++
+			lines++
+		}
+		for id, k := range inThis {
+			if k != 3 {
+				t.Errorf("message %s: %d of its 3 points in one datagram", id, k)
+			}
+			perMessage[id]++
+		}
+	}
+	for id, k := range perMessage {
+		if k != 1 {
+			t.Errorf("message %s in %d datagrams", id, k)
+		}
+	}
+	if len(perMessage) != n {
+		t.Errorf("%d messages received, want %d", len(perMessage), n)
 	}
 }
