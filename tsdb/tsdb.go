@@ -54,6 +54,28 @@ func Values(m *hook.Message) template.Values {
 	}
 }
 
+// LoadTemplates returns the templates of a pool: the file its "template" setting names
+// (path, set), else the file at def if it exists (where EMQX keeps it), else example, the
+// spec's example file embedded in the store (what EMQX ships as *_example.tmpl), so that a
+// broker started with the store's default configuration runs. logf, when not nil, is told
+// which was used.
+func LoadTemplates[T any](path string, set bool, def string, example []byte, parse func([]byte) (*template.Set[T], error), logf func(msg string, args ...any)) (*template.Set[T], error) {
+	if !set {
+		if _, err := os.Stat(def); err != nil {
+			if logf != nil {
+				logf("no template file: using the spec's example templates", "file", def)
+			}
+			s, err := parse(example)
+			if err != nil {
+				return nil, fmt.Errorf("%w: example templates: %w", hook.ErrConfig, err)
+			}
+			return s, nil
+		}
+		path = def
+	}
+	return ReadFile(path, parse)
+}
+
 // ReadFile reads a template file for a parse function of package template, naming the file
 // in errors.
 func ReadFile[T any](path string, parse func([]byte) (*template.Set[T], error)) (*template.Set[T], error) {

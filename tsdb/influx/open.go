@@ -15,6 +15,12 @@ import (
 //go:embed default.conf
 var defaultConfig []byte
 
+// exampleTemplates is the spec's example template file, used when a pool names none and
+// DefaultTemplateFile does not exist.
+//
+//go:embed example.tmpl
+var exampleTemplates []byte
+
 func init() {
 	backend.Register(backend.Driver{Open: openPool, Config: defaultConfig}, "influxdb")
 }
@@ -24,7 +30,8 @@ func init() {
 const DefaultTemplateFile = "data/templates/emqx_backend_influxdb.tmpl"
 
 // PoolKeys are the pool settings openPool reads: the spec's server, pool_size and
-// set_timestamp; precision (n, u, ms, s, m, h; default ms); template (the template file) and
+// set_timestamp; precision (n, u, ms, s, m, h; default ms); template (the template file;
+// default DefaultTemplateFile, or the spec's example when that does not exist) and
 // string_fields (write every field as a string, as EMQX did); for HTTP, database, rp,
 // username and password (v1) or bucket, org and token (v2); and the TLS settings.
 var PoolKeys = append([]string{"server", "pool_size", "set_timestamp", "precision", "template", "string_fields",
@@ -67,9 +74,11 @@ func openPool(ctx context.Context, pc backend.PoolConfig) (hook.Backend, error) 
 		}
 	}
 	opts := template.InfluxOptions{TimeUnit: cfg.Precision, StringFields: stringFields}
-	cfg.Templates, err = tsdb.ReadFile(p.String("template", DefaultTemplateFile), func(b []byte) (*template.Set[template.InfluxTemplate], error) {
+	tmplPath, tmplSet := p.Lookup("template")
+	tmplSet = tmplSet && tmplPath != ""
+	cfg.Templates, err = tsdb.LoadTemplates(tmplPath, tmplSet, DefaultTemplateFile, exampleTemplates, func(b []byte) (*template.Set[template.InfluxTemplate], error) {
 		return template.ParseInflux(b, opts)
-	})
+	}, pc.Options.WithDefaults().Logger.Info)
 	if err != nil {
 		return nil, err
 	}

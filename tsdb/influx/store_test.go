@@ -105,11 +105,11 @@ func TestSpecExample(t *testing.T) {
 			c := testenv.InfluxDB(t)
 			topic, db := "sample", c.Database
 			settings := map[string]string{"server": c.HTTPURL, "database": c.Database, "precision": "ms",
-				"template": "testdata/emqx_backend_influxdb.tmpl"}
+				"template": "example.tmpl"}
 			if udp {
 				// The UDP database is shared: the topic, which is the measurement, is the test's own.
 				topic, db = c.Measurement, c.UDPDatabase
-				tmpl, err := os.ReadFile("testdata/emqx_backend_influxdb.tmpl")
+				tmpl, err := os.ReadFile("example.tmpl")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -285,8 +285,7 @@ func TestDefaultConfig(t *testing.T) {
 	if sc == nil || len(sc.Rules) != 1 || sc.Pools["pool1"] == nil {
 		t.Fatalf("default config: %+v", sc)
 	}
-	sc.Pools["pool1"].Settings = backend.NewPool("pool1", map[string]string{"server": "127.0.0.1:8089",
-		"template": "testdata/emqx_backend_influxdb.tmpl", "set_timestamp": "true"}).Settings
+	// No template setting and no data/templates file: the spec's example templates.
 	b, err := backend.Open(context.Background(), backend.PoolConfig{Store: "influxdb", Pool: sc.Pools["pool1"]})
 	if err != nil {
 		t.Fatal(err)

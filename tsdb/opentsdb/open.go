@@ -14,6 +14,12 @@ import (
 //go:embed default.conf
 var defaultConfig []byte
 
+// exampleTemplates is the spec's example template file, used when a pool names none and
+// DefaultTemplateFile does not exist.
+//
+//go:embed example.tmpl
+var exampleTemplates []byte
+
 func init() {
 	backend.Register(backend.Driver{Open: openPool, Config: defaultConfig}, "opentsdb")
 }
@@ -24,7 +30,8 @@ const DefaultTemplateFile = "data/templates/emqx_backend_opentsdb.tmpl"
 
 // PoolKeys are the pool settings openPool reads: the spec's server, pool_size, summary,
 // details, sync, sync_timeout (milliseconds, or a duration such as "2s") and max_batch_size,
-// template (the template file), and the TLS settings (for an https:// server).
+// template (the template file; default DefaultTemplateFile, or the spec's example when that
+// does not exist), and the TLS settings (for an https:// server).
 var PoolKeys = append([]string{"server", "pool_size", "summary", "details", "sync", "sync_timeout", "max_batch_size", "template"}, backend.TLSKeys...)
 
 // openPool opens the sink of an EMQX pool (backend.Open). pc.DSN, when set, replaces server.
@@ -58,9 +65,11 @@ func openPool(ctx context.Context, pc backend.PoolConfig) (hook.Backend, error) 
 			return nil, err
 		}
 	}
-	cfg.Templates, err = tsdb.ReadFile(p.String("template", DefaultTemplateFile), func(b []byte) (*template.Set[template.OpenTSDBTemplate], error) {
+	tmplPath, tmplSet := p.Lookup("template")
+	tmplSet = tmplSet && tmplPath != ""
+	cfg.Templates, err = tsdb.LoadTemplates(tmplPath, tmplSet, DefaultTemplateFile, exampleTemplates, func(b []byte) (*template.Set[template.OpenTSDBTemplate], error) {
 		return template.ParseOpenTSDB(b, template.OpenTSDBOptions{})
-	})
+	}, pc.Options.WithDefaults().Logger.Info)
 	if err != nil {
 		return nil, err
 	}

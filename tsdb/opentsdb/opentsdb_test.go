@@ -161,7 +161,7 @@ func export(t *testing.T, c testenv.OpenTSDBConfig, metric string, want int) []t
 func TestSpecExample(t *testing.T) {
 	c := testenv.OpenTSDB(t)
 	topic := c.MetricPrefix + "sample" // the measurement is $topic: the test's own
-	tmpl, err := os.ReadFile("testdata/emqx_backend_opentsdb.tmpl")
+	tmpl, err := os.ReadFile("example.tmpl")
 	if err != nil {
 		t.Fatal(err)
 	}

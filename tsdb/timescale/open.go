@@ -16,6 +16,12 @@ import (
 //go:embed default.conf
 var defaultConfig []byte
 
+// exampleTemplates is the spec's example template file, used when a pool names none and
+// DefaultTemplateFile does not exist.
+//
+//go:embed example.tmpl
+var exampleTemplates []byte
+
 func init() {
 	backend.Register(backend.Driver{Open: openPool, Config: defaultConfig}, "timescale")
 }
@@ -25,7 +31,8 @@ func init() {
 const DefaultTemplateFile = "data/templates/emqx_backend_timescale.tmpl"
 
 // PoolKeys are the pool settings openPool reads: the spec's server, pool_size, username,
-// password, database, ssl, keyfile, certfile and cacertfile, and template (the file).
+// password, database, ssl, keyfile, certfile and cacertfile, and template (the template
+// file; default DefaultTemplateFile, or the spec's example when that does not exist).
 var PoolKeys = append([]string{"server", "pool_size", "username", "password", "database", "template"}, backend.TLSKeys...)
 
 // openPool opens the sink of an EMQX pool (backend.Open). pc.DSN, when set, replaces the
@@ -63,7 +70,9 @@ func openPool(ctx context.Context, pc backend.PoolConfig) (hook.Backend, error) 
 		cfg.DSN = u.String()
 	}
 	var err error
-	cfg.Templates, err = tsdb.ReadFile(p.String("template", DefaultTemplateFile), template.ParseTimescale)
+	tmplPath, tmplSet := p.Lookup("template")
+	tmplSet = tmplSet && tmplPath != ""
+	cfg.Templates, err = tsdb.LoadTemplates(tmplPath, tmplSet, DefaultTemplateFile, exampleTemplates, template.ParseTimescale, pc.Options.WithDefaults().Logger.Info)
 	if err != nil {
 		return nil, err
 	}

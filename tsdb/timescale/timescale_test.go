@@ -164,7 +164,7 @@ func TestSpecExample(t *testing.T) {
 	pw, _ := u.User.Password()
 	b, err := backend.Open(context.Background(), backend.PoolConfig{Store: "timescale", DSN: dsn, Pool: backend.NewPool("pool1", map[string]string{
 		"server": u.Host, "pool_size": "2", "username": u.User.Username(), "password": pw, "database": strings.TrimPrefix(u.Path, "/"),
-		"ssl": "false", "template": "testdata/emqx_backend_timescale.tmpl"})})
+		"ssl": "false", "template": "example.tmpl"})})
 	if err != nil {
 		t.Fatal(err)
 	}
