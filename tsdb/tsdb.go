@@ -2,7 +2,10 @@ package tsdb
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/mqttstore/mqttstore/hook"
 	"github.com/mqttstore/mqttstore/template"
@@ -88,4 +91,43 @@ func ReadFile[T any](path string, parse func([]byte) (*template.Set[T], error)) 
 		return nil, fmt.Errorf("%w: template file %s: %w", hook.ErrConfig, path, err)
 	}
 	return s, nil
+}
+
+// RateLog logs an event at most once a second, with how many happened since the last line:
+// what a sink counts outside its writer's own logging (points a database dropped from a batch
+// it otherwise stored). The zero value is ready; it is safe for concurrent use.
+type RateLog struct {
+	mu      sync.Mutex
+	last    time.Time
+	pending uint64
+	msg     string // of the last event held back
+	args    []any
+}
+
+// Add counts n events; when a second has passed since the last line, it logs msg with the
+// count since then, the args of this event, at warning level.
+func (r *RateLog) Add(log *slog.Logger, n uint64, msg string, args ...any) {
+	r.mu.Lock()
+	r.pending += n
+	now := time.Now()
+	if now.Sub(r.last) < time.Second {
+		r.msg, r.args = msg, args
+		r.mu.Unlock()
+		return
+	}
+	count := r.pending
+	r.pending, r.last, r.args = 0, now, nil
+	r.mu.Unlock()
+	log.Warn(msg, append([]any{"count", count}, args...)...)
+}
+
+// Flush logs the events held back since the last line, if any (call it on Close).
+func (r *RateLog) Flush(log *slog.Logger) {
+	r.mu.Lock()
+	count, msg, args := r.pending, r.msg, r.args
+	r.pending, r.args = 0, nil
+	r.mu.Unlock()
+	if count > 0 {
+		log.Warn(msg, append([]any{"count", count}, args...)...)
+	}
 }

@@ -74,8 +74,9 @@ type Store struct {
 	w        *backend.Writer[item]
 	// partial counts the points InfluxDB dropped from batches it stored in part (HTTP 400
 	// "partial write ... dropped=N"), added to Stats.Failed.
-	partial atomic.Uint64
-	once    sync.Once
+	partial    atomic.Uint64
+	partialLog tsdb.RateLog
+	once       sync.Once
 }
 
 // item is one message's points in line protocol, or why it has none.
@@ -353,8 +354,8 @@ func (s *Store) flush(ctx context.Context, batch []item, res *backend.BatchResul
 			n, _ = strconv.Atoi(m[1])
 		}
 		s.partial.Add(uint64(n))
-		s.opts.Logger.Warn("influx: partial write: InfluxDB dropped points of a batch and stored the others",
-			"dropped", n, "points", pointCount(batch, good), "error", err)
+		s.partialLog.Add(s.opts.Logger, uint64(n), "influx: partial write: InfluxDB dropped points of a batch and stored the others",
+			"points", pointCount(batch, good), "error", err)
 		return nil
 	case classify(err) == backend.FailUnknown:
 		// Points with a timestamp overwrite themselves: those may be written again.
@@ -465,6 +466,7 @@ func (s *Store) Stats() backend.Stats {
 // Close writes out the queue (giving up when ctx is done) and closes the connections.
 func (s *Store) Close(ctx context.Context) error {
 	err := s.w.Close(ctx)
+	s.partialLog.Flush(s.opts.Logger)
 	s.once.Do(func() {
 		if s.udp {
 			s.closeConns()

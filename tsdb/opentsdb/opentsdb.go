@@ -65,8 +65,9 @@ type Store struct {
 	ownHTTP bool
 	w       *backend.Writer[item]
 	// uncounted counts refused points that could not be matched to a message.
-	uncounted atomic.Uint64
-	once      sync.Once
+	uncounted    atomic.Uint64
+	uncountedLog tsdb.RateLog
+	once         sync.Once
 }
 
 // item is one message's data points, each as a JSON object, or why it has none.
@@ -318,8 +319,8 @@ func (s *Store) put(ctx context.Context, batch []item, part []ref, res *backend.
 	}
 	if unmatched > 0 {
 		s.uncounted.Add(uint64(unmatched))
-		s.opts.Logger.Warn("opentsdb: refused data points not matched to their messages (set details = true)",
-			"count", unmatched, "answer", strings.TrimSpace(string(msg)))
+		s.uncountedLog.Add(s.opts.Logger, uint64(unmatched), "opentsdb: refused data points not matched to their messages (set details = true)",
+			"answer", strings.TrimSpace(string(msg)))
 	}
 	return nil
 }
@@ -415,6 +416,7 @@ func (s *Store) Stats() backend.Stats {
 // Close writes out the queue (giving up when ctx is done) and closes idle connections.
 func (s *Store) Close(ctx context.Context) error {
 	err := s.w.Close(ctx)
+	s.uncountedLog.Flush(s.opts.Logger)
 	s.once.Do(func() {
 		if s.ownHTTP {
 			s.client.CloseIdleConnections()
