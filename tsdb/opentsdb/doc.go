@@ -15,8 +15,9 @@
 // message, which is counted as failed with OpenTSDB's reason; with summary only, the refused
 // points are counted (Stats.Failed) without their messages; with neither, every point of the
 // request is. 413 splits the batch, 429 and 5xx are retried with backoff, 401, 403 and 404
-// fail the batch, and a request whose outcome is unknown is put again (a point with the same
-// metric, tags and timestamp is the same point).
+// fail the batch, and a request whose outcome is unknown is put again (OpenTSDB keeps one
+// value per metric, tags and timestamp; VictoriaMetrics keeps both samples unless its
+// deduplication is on).
 //
 // A message the templates do not apply to (no template for its topic, a payload that is not
 // JSON, a path that leads nowhere, a value that is not a number, text that is not valid

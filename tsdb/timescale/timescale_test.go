@@ -244,3 +244,25 @@ func TestDefaultConfig(t *testing.T) {
 		t.Errorf("a misspelt setting: %v, want ErrConfig", err)
 	}
 }
+
+// TestPoolSettings: the spec's pool settings make the connection (read back from the pool's
+// config; the pool connects lazily).
+func TestPoolSettings(t *testing.T) {
+	b, err := backend.Open(context.Background(), backend.PoolConfig{Store: "timescale", Pool: backend.NewPool("pool1", map[string]string{
+		"server": "db.example:5433", "pool_size": "3", "username": "emqx", "password": "p@ss word", "database": "tutorial",
+		"ssl": "false", "template": "example.tmpl"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	pc := b.(*Store).pool.Config()
+	cc := pc.ConnConfig
+	if cc.Host != "db.example" || cc.Port != 5433 || cc.User != "emqx" || cc.Password != "p@ss word" || cc.Database != "tutorial" || cc.TLSConfig != nil || pc.MaxConns != 3 {
+		t.Errorf("connection %s:%d user %q password %q database %q tls %v, %d conns", cc.Host, cc.Port, cc.User, cc.Password, cc.Database, cc.TLSConfig != nil, pc.MaxConns)
+	}
+	_, err = backend.Open(context.Background(), backend.PoolConfig{Store: "timescale", Pool: backend.NewPool("pool1", map[string]string{
+		"server": "db.example", "ssl": "true", "cacertfile": "/nonexistent/ca.pem", "template": "example.tmpl"})})
+	if !errors.Is(err, hook.ErrConfig) {
+		t.Errorf("a missing CA file: %v, want ErrConfig", err)
+	}
+}
