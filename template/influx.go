@@ -228,11 +228,9 @@ func (p *Point) check() error {
 			if math.IsInf(x, 0) || math.IsNaN(x) {
 				return bad("field " + f.Key + " is not a finite number")
 			}
-		case string:
-			if hasLineBreak(x) {
-				return bad("string field " + f.Key + " holds a line break, which line protocol does not carry")
-			}
-		case int64, bool:
+		case string, int64, bool:
+			// A string field may hold line breaks: InfluxDB reads a quoted string field
+			// across lines (1.x's scanLine, 2.x's line protocol).
 		default:
 			return bad(fmt.Sprintf("field %s has type %T (want float64, int64, string or bool)", f.Key, f.Value))
 		}
@@ -248,7 +246,9 @@ func hasLineBreak(s string) bool { return strings.ContainsAny(s, "\n\r") }
 // but in the measurement) with a backslash; string field values escape '"' and '\'; integer
 // fields carry the i suffix. A backslash that would escape a delimiter is doubled, which
 // InfluxDB 1.x keeps as two backslashes: no line-protocol encoding reads back exactly there.
-// Line breaks cannot be written anywhere, and an invalid point is an ErrValueType error.
+// Line breaks are written only inside string field values (InfluxDB reads a quoted string
+// across lines); anywhere else they are refused, and an invalid point is an ErrValueType
+// error.
 func (p *Point) AppendLine(dst []byte, precision time.Duration) ([]byte, error) {
 	if precision < 0 {
 		return dst, errors.New("template: negative line protocol precision")

@@ -237,7 +237,7 @@ func TestInfluxValues(t *testing.T) {
 	for payload, in := range map[string]string{
 		`{"m": null, "f": 1, "s": "", "b": 1, "t": 1}`:          "measurement is empty or null",
 		`{"m": "#x", "f": 1, "s": "", "b": 1, "t": 1}`:          "starts with #",
-		`{"m": "a", "f": 1, "s": "a\nb", "b": 1, "t": 1}`:       "line break",
+		`{"m": "a\nb", "f": 1, "s": "", "b": 1, "t": 1}`:        "line break",
 		`{"m": "a", "f": 1, "s": "", "b": 1, "t": "yesterday"}`: "neither a number nor RFC 3339",
 		`{"m": "a", "f": 1e999, "s": "", "b": 1, "t": 1}`:       "not a finite number",
 	} {
