@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -43,7 +44,8 @@ func Mongo(t testing.TB) MongoConfig {
 		Unavailable(t, "ferretdb", err)
 	}
 	t.Cleanup(func() {
-		ctx := context.Background()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
 		defer client.Disconnect(ctx)
 		if err := client.Database(cfg.Database).Drop(ctx); err != nil {
 			t.Errorf("testenv: mongo: drop database %s: %v", cfg.Database, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -42,7 +43,9 @@ func TestMongoWritesReadBack(t *testing.T) {
 
 func TestMongoDatabaseIsFreshAndDropped(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	// A server that stops answering fails the test rather than hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	var inner MongoConfig
 	t.Run("inner", func(t *testing.T) {
 		inner = Mongo(t)
