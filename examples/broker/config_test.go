@@ -136,7 +136,7 @@ func TestSpecsErrors(t *testing.T) {
 		{"no connection", config{ConfigFile: emqxConfig(t, "pgsql-2.conf")}, "no connection"},
 		{"misspelt pool setting", config{ConfigFile: writeConfig(t, "backend.pgsql.pool1.sever = db1:5432\n"+
 			`backend.pgsql.hook.message.publish.1 = {"action": {"function": "on_message_publish"}, "pool": "pool1"}`)},
-			"backend.pgsql.pool1.sever: invalid config: unknown setting"},
+			"backend.pgsql.pool1.sever: unknown setting"},
 		{"bad rule", config{ConfigFile: writeConfig(t, `backend.sqlite.hook.message.publish.1 = {"action": {"function": "on_nothing"}}`)},
 			"line 1"},
 		{"missing file", config{ConfigFile: filepath.Join(t.TempDir(), "none.conf")}, "no such file"},
