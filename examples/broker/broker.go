@@ -89,7 +89,7 @@ func (c config) specs() ([]storeSpec, error) {
 			continue
 		}
 		if !slices.Contains(backend.Stores(), strings.ToLower(name)) {
-			return nil, fmt.Errorf("%s: backend.%s: unknown store %q (this broker has %s)", source, name, name, strings.Join(backend.Stores(), ", "))
+			return nil, fmt.Errorf("%s: backend.%s: unknown store (this broker has %s)", source, name, strings.Join(backend.Stores(), ", "))
 		}
 		byPool := map[string][]hook.Rule{}
 		for _, r := range sc.Rules {

@@ -129,7 +129,7 @@ func TestSpecsErrors(t *testing.T) {
 		{"store without DSN", config{Store: "postgres"}, "-store postgres needs -dsn"},
 		{"unknown store", config{Store: "oracle", DSN: "x"}, `-store: unknown store "oracle"`},
 		{"unknown section", config{ConfigFile: writeConfig(t, `backend.nosql.hook.message.publish.1 = {"action": {"function": "on_message_publish"}, "pool": "pool1"}`)},
-			`backend.nosql: unknown store "nosql"`},
+			`backend.nosql: unknown store (this broker has `},
 		{"redis cluster without servers", config{ConfigFile: writeConfig(t, "backend.redis.pool1.type = cluster\n"+
 			`backend.redis.hook.message.publish.1 = {"action": {"function": "on_message_publish"}, "pool": "pool1"}`)}, "no addresses"},
 		{"no rules", config{ConfigFile: emqxConfig(t, "pgsql-1.conf")}, "no rules"},
