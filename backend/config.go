@@ -69,17 +69,21 @@ type setting struct {
 // ConfigError is what is wrong with one line of configuration. It is a hook.ErrConfig
 // (errors.Is), whatever its Err: every accessor of Settings and LoadConfig report through it.
 type ConfigError struct {
-	Line int    // 1-based
+	Line int    // 1-based; 0 for a setting given in code (NewPool)
 	Key  string // "" if the line has no key
 	Err  error  // for a bad rule, a *hook.RuleError
 }
 
 func (e *ConfigError) Error() string {
+	where := "backend config: "
+	if e.Line > 0 { // 0: a setting given in code (NewPool), not read from a line
+		where += "line " + strconv.Itoa(e.Line) + ": "
+	}
 	var re *hook.RuleError
 	if e.Key == "" || errors.As(e.Err, &re) && re.Rule == e.Key {
-		return fmt.Sprintf("backend config: line %d: %v", e.Line, e.Err)
+		return fmt.Sprintf("%s%v", where, e.Err)
 	}
-	return fmt.Sprintf("backend config: line %d: %s: %v", e.Line, e.Key, e.Err)
+	return fmt.Sprintf("%s%s: %v", where, e.Key, e.Err)
 }
 
 func (e *ConfigError) Unwrap() error { return e.Err }
