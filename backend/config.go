@@ -66,22 +66,30 @@ type setting struct {
 	line  int
 }
 
-// ConfigError is what is wrong with one line of configuration.
+// ConfigError is what is wrong with one line of configuration. It is a hook.ErrConfig
+// (errors.Is), whatever its Err: every accessor of Settings and LoadConfig report through it.
 type ConfigError struct {
-	Line int    // 1-based
+	Line int    // 1-based; 0 for a setting given in code (NewPool)
 	Key  string // "" if the line has no key
 	Err  error  // for a bad rule, a *hook.RuleError
 }
 
 func (e *ConfigError) Error() string {
+	where := "backend config: "
+	if e.Line > 0 { // 0: a setting given in code (NewPool), not read from a line
+		where += "line " + strconv.Itoa(e.Line) + ": "
+	}
 	var re *hook.RuleError
 	if e.Key == "" || errors.As(e.Err, &re) && re.Rule == e.Key {
-		return fmt.Sprintf("backend config: line %d: %v", e.Line, e.Err)
+		return fmt.Sprintf("%s%v", where, e.Err)
 	}
-	return fmt.Sprintf("backend config: line %d: %s: %v", e.Line, e.Key, e.Err)
+	return fmt.Sprintf("%s%s: %v", where, e.Key, e.Err)
 }
 
 func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Is reports whether target is hook.ErrConfig.
+func (e *ConfigError) Is(target error) bool { return target == hook.ErrConfig }
 
 // maxLine bounds a configuration line (a rule with long SQL statements fits easily).
 const maxLine = 1 << 20
@@ -346,7 +354,7 @@ func NewPool(name string, settings map[string]string) *Pool {
 func (s Settings) CheckKeys(known ...string) error {
 	for _, k := range s.Keys() {
 		if !slices.Contains(known, k) {
-			return s.errorf(k, s.values[k], "%w: unknown setting (known here: %s)", hook.ErrConfig, strings.Join(known, ", "))
+			return s.errorf(k, s.values[k], "unknown setting (known here: %s)", strings.Join(known, ", "))
 		}
 	}
 	return nil
@@ -372,7 +380,7 @@ func (s Settings) TLS() (*tls.Config, error) {
 		pair, err := tls.LoadX509KeyPair(cert, key)
 		if err != nil {
 			v, _ := s.get("certfile")
-			return nil, s.errorf("certfile", v, "%w: %w", hook.ErrConfig, err)
+			return nil, s.errorf("certfile", v, "%w", err)
 		}
 		c.Certificates = []tls.Certificate{pair}
 	}
@@ -380,12 +388,12 @@ func (s Settings) TLS() (*tls.Config, error) {
 		pem, err := os.ReadFile(ca)
 		if err != nil {
 			v, _ := s.get("cacertfile")
-			return nil, s.errorf("cacertfile", v, "%w: %w", hook.ErrConfig, err)
+			return nil, s.errorf("cacertfile", v, "%w", err)
 		}
 		c.RootCAs = x509.NewCertPool()
 		if !c.RootCAs.AppendCertsFromPEM(pem) {
 			v, _ := s.get("cacertfile")
-			return nil, s.errorf("cacertfile", v, "%w: no PEM certificate in %s", hook.ErrConfig, ca)
+			return nil, s.errorf("cacertfile", v, "no PEM certificate in %s", ca)
 		}
 	}
 	return c, nil

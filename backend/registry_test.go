@@ -53,8 +53,8 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("Open of an unknown store = %v, want hook.ErrConfig listing the registered stores", err)
 	}
 	_, err = backend.Open(context.Background(), backend.PoolConfig{Store: "registry-test", Pool: backend.NewPool("p", map[string]string{"pool_size": "many"})})
-	if err == nil || !strings.Contains(err.Error(), "pool_size") {
-		t.Errorf("Open with a bad pool_size = %v", err)
+	if !errors.Is(err, hook.ErrConfig) || !strings.Contains(err.Error(), "pool_size") || strings.Contains(err.Error(), "line 0") {
+		t.Errorf("Open with a bad pool_size = %v, want hook.ErrConfig naming pool_size (and no line: NewPool has none)", err)
 	}
 
 	for name, register := range map[string]func(){

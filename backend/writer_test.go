@@ -863,9 +863,10 @@ func TestWriterEnqueueTimeout(t *testing.T) {
 		t.Errorf("Enqueue gave up after %v, before EnqueueTimeout", waited)
 	}
 
-	// ctx first.
+	// ctx first: canceled already, so that EnqueueTimeout cannot win a race with a late cancel
+	// on a busy machine (ctx is only consulted once the queue is found full).
 	ctx, cancel = context.WithCancel(context.Background())
-	time.AfterFunc(5*time.Millisecond, cancel)
+	cancel()
 	err = w.EnqueueContext(ctx, item{"c", 3})
 	if !errors.Is(err, hook.ErrDropped) || !errors.Is(err, context.Canceled) {
 		t.Errorf("Enqueue with its ctx canceled = %v, want ErrDropped and Canceled", err)

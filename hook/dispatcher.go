@@ -245,7 +245,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, e Event) (Result, error) {
 	}
 	s := d.snap.Load()
 	if s.closed {
-		return Result{}, ErrClosed
+		return Result{}, fmt.Errorf("hook: dispatch %v: %w", e.Point(), ErrClosed)
 	}
 	pr := &s.points[e.Point()]
 	var buf [4]*entry // enough for most events: no allocation

@@ -553,7 +553,7 @@ func TestFlushAndClose(t *testing.T) {
 	if b1.closed != 1 || b2.closed != 1 {
 		t.Errorf("closed %d, %d times", b1.closed, b2.closed)
 	}
-	if _, err := d.Dispatch(context.Background(), publish("t")); !errors.Is(err, ErrClosed) {
+	if _, err := d.Dispatch(context.Background(), publish("t")); !errors.Is(err, ErrClosed) || err.Error() != "hook: dispatch message.publish: closed" {
 		t.Errorf("Dispatch after Close = %v", err)
 	}
 	if err := d.Register(context.Background(), "three", new(memBackend)); !errors.Is(err, ErrClosed) {

@@ -28,6 +28,11 @@ type writeAction struct {
 // is refused with an error wrapping hook.ErrInvalidEvent (counted as failed).
 func (w *writeAction) Write(ctx context.Context, e hook.Event) error {
 	o, err := w.op(e)
+	if err == nil && w.s.v.bug == bugRefusesEmptyPayload && w.s.v.textPayloads {
+		if m, _ := publishMessage(e); m != nil && len(m.Payload) == 0 {
+			err = fmt.Errorf("memstore: message %s: empty payload refused", m.ID)
+		}
+	}
 	if err != nil {
 		w.s.matched.Add(1)
 		w.s.failed.Add(1)

@@ -363,16 +363,16 @@ func (s *Store) Activate(ctx context.Context, actions []hook.Action) error {
 			expiring = expiring || w.ttl > 0
 		}
 		if !ok {
-			return fmt.Errorf("memstore: activate: action %d (%T) was not prepared by this store", i, a)
+			return fmt.Errorf("memstore: action %d (%T) was not prepared by this store", i, a)
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("memstore: activate: %w", err)
+		return fmt.Errorf("memstore: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return fmt.Errorf("memstore: activate: %w", hook.ErrClosed)
+		return fmt.Errorf("memstore: %w", hook.ErrClosed)
 	}
 	if expiring && !s.purging {
 		s.purging = true

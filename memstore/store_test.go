@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,5 +212,18 @@ func TestPrepareIsPure(t *testing.T) {
 	s.mu.Unlock()
 	if purging || len(s.ns.topicTTL) != 0 {
 		t.Error("Prepare started a purge or recorded an expiry")
+	}
+}
+
+// A registration whose Activate fails is refused with an error that says "activate" once: the
+// dispatcher names the step, the store does not repeat it.
+func TestActivateErrorReadsOnce(t *testing.T) {
+	s := newTestStore(t, Config{}, variant{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d := hook.NewDispatcher(hook.DispatcherOptions{})
+	err := d.Register(ctx, "mem", s, hook.Rule{Point: hook.MessagePublish, Action: hook.RuleAction{Function: hook.OnMessagePublish}})
+	if !errors.Is(err, context.Canceled) || strings.Count(err.Error(), "activate") != 1 {
+		t.Errorf("Register under a canceled context = %v; want context.Canceled, saying \"activate\" once", err)
 	}
 }

@@ -173,6 +173,7 @@ var bugs = map[bug]string{
 	bugKeysBeforeCommit:           "order keys are taken before a batch commits, and every other batch commits late",
 	bugSinkSkipsQoS0:              "the sink's on_message_publish skips QoS 0",
 	bugTrimsSpace:                 "stored payloads lose leading and trailing white space",
+	bugRefusesEmptyPayload:        "Write refuses empty payloads as well as binary ones",
 	bugBinaryDroppedSilently:      "a text-only store drops binary payloads without counting them",
 	bugWildcardFetchEmpty:         "a store without wildcard fetches answers them with nothing instead of an error",
 	bugWildcardRetainedEmpty:      "a store without wildcard retained lookups answers them with nothing instead of an error",
@@ -233,6 +234,7 @@ func TestSuiteCatchesBugs(t *testing.T) {
 
 		{"text", bugLossyPayload, []string{fetch + "BinaryPayload", "Retained/BinaryPayload"}, []string{fetch + "SpecialCharactersStoredVerbatim"}},
 		{"text", bugBinaryDroppedSilently, []string{fetch + "BinaryPayload", "Retained/BinaryPayload"}, []string{fetch + "SpecialCharactersStoredVerbatim"}},
+		{"text", bugRefusesEmptyPayload, []string{fetch + "BinaryPayload", fetch + "SpecialCharactersStoredVerbatim"}, []string{fetch + "OldestFirst"}},
 		{"exact", bugWildcardFetchEmpty, []string{fetch + "FetchByPlusWildcard", fetch + "FetchByHashWildcard", "Queue/FetchByWildcard"}, []string{fetch + "FetchByExactTopic", fetch + "AckedPositionPerTopic"}},
 		{"exact", bugWildcardRetainedEmpty, []string{"Retained/LookupByWildcard", "Retained/DollarTopicsOnlyByExplicitFilter"}, []string{"Retained/StoreAndLookupExact"}},
 		// A store that keeps binary payloads and answers wildcards but does not say so.

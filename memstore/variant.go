@@ -48,6 +48,7 @@ const (
 	bugSinkSkipsQoS0         bug = "sink-skips-qos0"
 	bugTrimsSpace            bug = "trims-space"
 	bugBinaryDroppedSilently bug = "binary-dropped-silently"
+	bugRefusesEmptyPayload   bug = "refuses-empty-payload"
 	bugWildcardFetchEmpty    bug = "wildcard-fetch-empty"
 	bugWildcardRetainedEmpty bug = "wildcard-retained-empty"
 )

@@ -18,7 +18,6 @@ import (
 // the event, to be rendered into the write pipeline.
 type commandAction struct {
 	s    *Store
-	rule string
 	cmds []command
 }
 
@@ -52,7 +51,7 @@ func (c *command) args(prefix string, v *template.Values) []any {
 func (a *commandAction) Write(ctx context.Context, e hook.Event) error {
 	key, ok := orderKey(e)
 	if !ok {
-		return fmt.Errorf("redisstore: rule %q: nil event or message (%T)", a.rule, e)
+		return fmt.Errorf("redisstore: custom commands: nil event or message (%T): %w", e, hook.ErrInvalidEvent)
 	}
 	return a.s.enqueue(ctx, op{kind: opCommands, key: key, cmds: a, ev: e})
 }
@@ -84,7 +83,7 @@ var refusedCommands = []string{
 var keysUnknown = []string{"object", "xinfo", "xgroup", "memory"}
 
 func (s *Store) prepareCommands(r *hook.Rule) (hook.Action, error) {
-	a := &commandAction{s: s, rule: r.Name}
+	a := &commandAction{s: s}
 	for i, src := range r.Action.Commands {
 		fail := func(err error) error {
 			return &hook.RuleError{Rule: r.Name, Field: fmt.Sprintf("action.commands[%d]", i), Err: err}

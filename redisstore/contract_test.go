@@ -123,6 +123,30 @@ func TestRegisterErrorsNameOnce(t *testing.T) {
 	}
 }
 
+// TestActionErrorsNameOnce: a write the store refuses, dispatched through a hook.Dispatcher,
+// fails with hook.ErrInvalidEvent, and the error names the backend and the rule once each (the
+// dispatcher's *hook.ActionError names them; the store's own message does not repeat them).
+func TestActionErrorsNameOnce(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, single)
+	d := hook.NewDispatcher(hook.DispatcherOptions{})
+	ctx := context.Background()
+	if err := d.Register(ctx, "redis-backend", s, rule("rule-ack", hook.MessageAcked, hook.OnMessageAckedForQueue)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(context.Background()) })
+	err := d.MessageAcked(ctx, &hook.AckedEvent{ClientID: "c1", Message: &hook.Message{Topic: "t/1", QoS: 1}})
+	if !errors.Is(err, hook.ErrInvalidEvent) {
+		t.Fatalf("ack of a message without an ID: %v; want an error wrapping %v", err, hook.ErrInvalidEvent)
+	}
+	msg := err.Error()
+	for _, name := range []string{"redis-backend", "rule-ack"} {
+		if n := strings.Count(msg, name); n != 1 {
+			t.Errorf("%q names %q %d times; want once", msg, name, n)
+		}
+	}
+}
+
 // TestAckPositionOnlyMovesForward acks m3 then m1 (in separate batches, then in one) and
 // checks that the position stays at m3, for _for_pubsub and _keep_latest, on every
 // deployment.

@@ -19,8 +19,7 @@ import (
 
 // subLookup is on_subscribe_lookup: HGETALL mqtt:sub:${clientid}.
 type subLookup struct {
-	s    *Store
-	rule string
+	s *Store
 }
 
 func (l *subLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, error) {
@@ -28,29 +27,29 @@ func (l *subLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, erro
 	switch ev := e.(type) {
 	case *hook.SessionCreatedEvent:
 		if ev == nil {
-			return hook.Result{}, fmt.Errorf("redisstore: rule %q: nil event %T", l.rule, e)
+			return hook.Result{}, fmt.Errorf("redisstore: on_subscribe_lookup: nil event %T: %w", e, hook.ErrInvalidEvent)
 		}
 		client = ev.ClientID
 	case *hook.ConnectedEvent:
 		if ev == nil {
-			return hook.Result{}, fmt.Errorf("redisstore: rule %q: nil event %T", l.rule, e)
+			return hook.Result{}, fmt.Errorf("redisstore: on_subscribe_lookup: nil event %T: %w", e, hook.ErrInvalidEvent)
 		}
 		client = ev.ClientID
 	default:
-		return hook.Result{}, fmt.Errorf("redisstore: rule %q: unexpected event %T", l.rule, e)
+		return hook.Result{}, fmt.Errorf("redisstore: on_subscribe_lookup cannot answer %T: %w", e, hook.ErrInvalidEvent)
 	}
 	ctx, cancel := l.s.queryContext(ctx)
 	defer cancel()
 	key := l.s.k.sub(client)
 	h, err := l.s.client.HGetAll(ctx, key).Result()
 	if err != nil {
-		return hook.Result{}, fmt.Errorf("redisstore: rule %q: HGETALL %s: %w", l.rule, key, err)
+		return hook.Result{}, fmt.Errorf("redisstore: HGETALL %s: %w", key, err)
 	}
 	var res hook.Result
 	for filter, v := range h {
 		qos, err := strconv.ParseUint(v, 10, 8)
 		if err != nil || qos > 2 {
-			return hook.Result{}, fmt.Errorf("redisstore: rule %q: %s field %q: QoS %q is not 0, 1 or 2", l.rule, key, filter, v)
+			return hook.Result{}, fmt.Errorf("redisstore: %s field %q: QoS %q is not 0, 1 or 2", key, filter, v)
 		}
 		res.Subscriptions = append(res.Subscriptions, hook.Subscription{Topic: filter, QoS: byte(qos)})
 	}
@@ -60,13 +59,13 @@ func (l *subLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, erro
 
 // subscribed returns the client and the topic filter of a session.subscribed event, without a
 // shared-subscription prefix ($share/<group>/, $queue/): the filter messages are matched with.
-func subscribed(rule string, e hook.Event) (client, filter string, err error) {
+func subscribed(e hook.Event) (client, filter string, err error) {
 	ev, ok := e.(*hook.SubscribedEvent)
 	if !ok || ev == nil {
-		return "", "", fmt.Errorf("redisstore: rule %q: unexpected event %T", rule, e)
+		return "", "", fmt.Errorf("redisstore: lookup cannot answer %T: %w", e, hook.ErrInvalidEvent)
 	}
 	if err := topic.ValidateFilter(ev.Topic); err != nil {
-		return "", "", fmt.Errorf("redisstore: rule %q: lookup for %q: %w", rule, ev.ClientID, err)
+		return "", "", fmt.Errorf("redisstore: lookup for %q: %w", ev.ClientID, err)
 	}
 	_, filter, _ = topic.ParseShared(ev.Topic)
 	return ev.ClientID, filter, nil
@@ -74,12 +73,11 @@ func subscribed(rule string, e hook.Event) (client, filter string, err error) {
 
 // retainLookup is on_retain_lookup.
 type retainLookup struct {
-	s    *Store
-	rule string
+	s *Store
 }
 
 func (l *retainLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, error) {
-	_, filter, err := subscribed(l.rule, e)
+	_, filter, err := subscribed(e)
 	if err != nil {
 		return hook.Result{}, err
 	}
@@ -87,7 +85,7 @@ func (l *retainLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, e
 	defer cancel()
 	msgs, err := l.s.retained(ctx, filter)
 	if err != nil {
-		return hook.Result{}, fmt.Errorf("redisstore: rule %q: retained messages for %q: %w", l.rule, filter, err)
+		return hook.Result{}, fmt.Errorf("redisstore: retained messages for %q: %w", filter, err)
 	}
 	return hook.Result{Retained: msgs}, nil
 }
@@ -121,13 +119,12 @@ func (s *Store) retained(ctx context.Context, filter string) ([]*hook.Message, e
 // fetchLookup is on_message_fetch_for_queue and on_message_fetch_for_pubsub.
 type fetchLookup struct {
 	s      *Store
-	rule   string
 	pubsub bool // read after the client's acked position of each topic
 	opts   hook.OfflineOpts
 }
 
 func (l *fetchLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, error) {
-	client, filter, err := subscribed(l.rule, e)
+	client, filter, err := subscribed(e)
 	if err != nil {
 		return hook.Result{}, err
 	}
@@ -135,7 +132,7 @@ func (l *fetchLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, er
 	defer cancel()
 	msgs, err := l.s.fetch(ctx, client, filter, l.pubsub, l.opts)
 	if err != nil {
-		return hook.Result{}, fmt.Errorf("redisstore: rule %q: messages for %q on %q: %w", l.rule, client, filter, err)
+		return hook.Result{}, fmt.Errorf("redisstore: messages for %q on %q: %w", client, filter, err)
 	}
 	return hook.Result{Offline: msgs}, nil
 }
@@ -349,12 +346,11 @@ func (s *Store) positions(ctx context.Context, client string, topics []string) (
 // latestLookup is on_message_fetch_for_keep_latest.
 type latestLookup struct {
 	s    *Store
-	rule string
 	opts hook.OfflineOpts
 }
 
 func (l *latestLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, error) {
-	client, filter, err := subscribed(l.rule, e)
+	client, filter, err := subscribed(e)
 	if err != nil {
 		return hook.Result{}, err
 	}
@@ -362,7 +358,7 @@ func (l *latestLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, e
 	defer cancel()
 	msgs, err := l.s.latest(ctx, client, filter, l.opts)
 	if err != nil {
-		return hook.Result{}, fmt.Errorf("redisstore: rule %q: latest messages for %q on %q: %w", l.rule, client, filter, err)
+		return hook.Result{}, fmt.Errorf("redisstore: latest messages for %q on %q: %w", client, filter, err)
 	}
 	return hook.Result{Offline: msgs}, nil
 }

@@ -34,27 +34,16 @@ func openPool(ctx context.Context, pc backend.PoolConfig) (hook.Backend, error) 
 	if err := p.CheckKeys(poolKeys...); err != nil {
 		return nil, err
 	}
-	mode, err := ParseMode(p.String("type", "single"))
+	cfg, err := ConfigFromPool(p)
 	if err != nil {
 		return nil, err
 	}
-	db, err := p.Int("database", 0)
-	if err != nil {
-		return nil, err
-	}
-	cfg := Config{
-		Mode:       mode,
-		Addrs:      p.List("server"),
-		MasterName: p.String("sentinel", ""),
-		Password:   p.String("password", ""),
-		DB:         db,
-		Prefix:     p.String("prefix", ""),
-		Options:    pc.Options,
-	}
+	cfg.Prefix = p.String("prefix", "")
+	cfg.Options = pc.Options // with the pool's pool_size, applied by backend.Open
 	if pc.DSN != "" {
 		cfg.Addrs = backend.NewPool("dsn", map[string]string{"server": pc.DSN}).List("server")
 	}
-	if cfg.Channel = p.String("channel", ""); cfg.Channel != "" && pc.Broker != nil {
+	if cfg.Channel != "" && pc.Broker != nil {
 		log := pc.Options.WithDefaults().Logger
 		cfg.OnControl = func(_ context.Context, c Control) error {
 			var err error

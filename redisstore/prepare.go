@@ -53,18 +53,18 @@ func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
 	fn := a.Function
 	switch fn {
 	case hook.OnSubscribeLookup, hook.OnSubscriptionLookup:
-		return &subLookup{s: s, rule: r.Name}, nil
+		return &subLookup{s: s}, nil
 	case hook.OnRetainLookup:
-		return &retainLookup{s: s, rule: r.Name}, nil
+		return &retainLookup{s: s}, nil
 	case hook.OnMessageFetchForQueue, hook.OnMessageFetchForPubsub:
-		return &fetchLookup{s: s, rule: r.Name, pubsub: fn == hook.OnMessageFetchForPubsub, opts: r.OfflineOpts}, nil
+		return &fetchLookup{s: s, pubsub: fn == hook.OnMessageFetchForPubsub, opts: r.OfflineOpts}, nil
 	case hook.OnMessageFetchForKeepLatest:
-		return &latestLookup{s: s, rule: r.Name, opts: r.OfflineOpts}, nil
+		return &latestLookup{s: s, opts: r.OfflineOpts}, nil
 	case hook.OnMessagePublish, hook.OnMessageStore, hook.OnMessageRetain, hook.OnMessageStoreKeepLatest:
-		return &writeAction{s: s, rule: r.Name, fn: fn, ttl: r.ExpiredTime}, nil
+		return &writeAction{s: s, fn: fn, ttl: r.ExpiredTime}, nil
 	case hook.OnClientConnected, hook.OnClientDisconnected, hook.OnRetainDelete,
 		hook.OnMessageAckedForQueue, hook.OnMessageAckedForPubsub, hook.OnMessageAckedForKeepLatest:
-		return &writeAction{s: s, rule: r.Name, fn: fn}, nil
+		return &writeAction{s: s, fn: fn}, nil
 	}
 	return nil, fail("action.function", fmt.Errorf("%w: %s in the Redis store (it implements %v)", hook.ErrUnsupported, fn, Functions))
 }
@@ -101,10 +101,9 @@ func (s *Store) Activate(ctx context.Context, actions []hook.Action) error {
 
 // writeAction is a built-in function that records: Write turns the event into a queued op.
 type writeAction struct {
-	s    *Store
-	rule string
-	fn   string
-	ttl  time.Duration // expired_time of the storing functions
+	s   *Store
+	fn  string
+	ttl time.Duration // expired_time of the storing functions
 }
 
 func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
@@ -172,18 +171,18 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 }
 
 func (a *writeAction) badEvent(e hook.Event) error {
-	return fmt.Errorf("redisstore: rule %q (%s): unexpected event %T", a.rule, a.fn, e)
+	return fmt.Errorf("redisstore: %s cannot record %T: %w", a.fn, e, hook.ErrInvalidEvent)
 }
 
 // checkMessage refuses messages the keys cannot be built from.
 func (a *writeAction) checkMessage(m *hook.Message) error {
 	switch {
 	case m.ID == "":
-		return fmt.Errorf("redisstore: rule %q (%s): message on %q has no ID", a.rule, a.fn, m.Topic)
+		return fmt.Errorf("redisstore: %s: message on %q has no ID: %w", a.fn, m.Topic, hook.ErrInvalidEvent)
 	case m.Topic == "":
-		return fmt.Errorf("redisstore: rule %q (%s): message %s has no topic", a.rule, a.fn, m.ID)
+		return fmt.Errorf("redisstore: %s: message %s has no topic: %w", a.fn, m.ID, hook.ErrInvalidEvent)
 	case m.QoS > 2:
-		return fmt.Errorf("redisstore: rule %q (%s): message %s has QoS %d", a.rule, a.fn, m.ID, m.QoS)
+		return fmt.Errorf("redisstore: %s: message %s has QoS %d: %w", a.fn, m.ID, m.QoS, hook.ErrInvalidEvent)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
+	"github.com/mqttstore/mqttstore/internal/testenv"
 )
 
 // TestRestartUnderLoad kills the Redis server while messages are being published, starts it
@@ -54,7 +55,7 @@ func TestRestartUnderLoad(t *testing.T) {
 	srv.kill()
 	before := s.Stats()
 	write(total / 3)
-	waitUntil(t, "a batch failed against the stopped server and was retried", func() bool { return s.Stats().Retried > before.Retried })
+	testenv.Eventually(t, "a batch failed against the stopped server and was retried", func() bool { return s.Stats().Retried > before.Retried })
 	srv.start()
 	write(total - 2*total/3)
 	t.Logf("at the crash: %d writes queued, %d stored", before.Matched, before.Success)
@@ -109,19 +110,6 @@ func TestRestartUnderLoad(t *testing.T) {
 		if last[m.Topic] != m.ID {
 			t.Errorf("retained message of %s is %s, want the last one retained, %s", m.Topic, m.ID, last[m.Topic])
 		}
-	}
-}
-
-// waitUntil waits until cond holds, polling; it fails the test if that takes over a minute
-// (a bound on a hang, not a timing assertion).
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting, after a minute, until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -363,10 +363,10 @@ func ConfigFromPool(p *backend.Pool) (Config, error) {
 	cfg.Password = p.String("password", "")
 	cfg.Channel = p.String("channel", "")
 	if cfg.DB, err = p.Int("database", 0); err != nil {
-		return cfg, fmt.Errorf("redisstore: %w: %w", hook.ErrConfig, err)
+		return cfg, err // a *backend.ConfigError (hook.ErrConfig) naming the setting
 	}
 	if cfg.Options.PoolSize, err = p.Int("pool_size", 0); err != nil {
-		return cfg, fmt.Errorf("redisstore: %w: %w", hook.ErrConfig, err)
+		return cfg, err
 	}
 	return cfg, nil
 }

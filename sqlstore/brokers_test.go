@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mqttstore/mqttstore/hook"
+	"github.com/mqttstore/mqttstore/internal/testenv"
 )
 
 // TestPostgresBatchIsOneTransaction: what the message lock relies on: pgx sends a batch as
@@ -49,16 +50,6 @@ func TestPostgresBatchIsOneTransaction(t *testing.T) {
 	}
 	if err := conn.QueryRow(ctx, held).Scan(&locks); err != nil || locks != 0 {
 		t.Errorf("after the batch: %d advisory locks held, %v; want none", locks, err)
-	}
-}
-
-// waitFor polls cond until it is true; the bound only keeps a broken test from hanging.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
 	}
 }
 
@@ -137,14 +128,14 @@ func TestTwoBrokersAckSkipsNothing(t *testing.T) {
 
 			mA := &hook.Message{ID: "a", Topic: "t", QoS: 1, Payload: []byte("from A")}
 			mustWrite(t, pubA, &hook.PublishEvent{Message: mA})
-			waitFor(t, "A's message transaction waits at the gate", aStalled)
+			testenv.Eventually(t, "A's message transaction waits at the gate", aStalled)
 
 			mB := &hook.Message{ID: "b", Topic: "t", QoS: 1, Payload: []byte("from B")}
 			mustWrite(t, pubB, &hook.PublishEvent{Message: mB})
 			bDone := make(chan error, 1)
 			go func() { bDone <- b.Flush(ctx) }()
 			bFlushed := false
-			waitFor(t, "B has written its message or waits for A", func() bool {
+			testenv.Eventually(t, "B has written its message or waits for A", func() bool {
 				select {
 				case err := <-bDone:
 					if err != nil {

@@ -685,6 +685,8 @@ func (e *env) checkBinaryPayloads(what string, got []*hook.Message, inOrder bool
 			if bin {
 				exact++ // if not, check reports the difference
 			}
+		case !bin && refused[m.ID]:
+			e.t.Errorf("%s: the message %s with the text payload %s was refused; only payloads with NUL or invalid UTF-8 may be", what, m.ID, formatPayload(m.Payload))
 		case refused[m.ID]:
 		case bin:
 			missing++

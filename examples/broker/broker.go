@@ -92,7 +92,7 @@ func (c config) specs() ([]storeSpec, error) {
 			continue
 		}
 		if !slices.Contains(backend.Stores(), strings.ToLower(name)) {
-			return nil, fmt.Errorf("%s: backend.%s: unknown store %q (this broker has %s)", source, name, name, strings.Join(backend.Stores(), ", "))
+			return nil, fmt.Errorf("%s: backend.%s: unknown store (this broker has %s)", source, name, strings.Join(backend.Stores(), ", "))
 		}
 		byPool := map[string][]hook.Rule{}
 		for _, r := range sc.Rules {
@@ -144,11 +144,10 @@ func (s storeSpec) open(ctx context.Context, cfg config, log *slog.Logger, h *mo
 
 // broker is a running mochi broker with the stores of a configuration.
 type broker struct {
-	hook   *mochihook.Hook
-	server *mqtt.Server
-	d      *hook.Dispatcher
-	addr   string
-	once   sync.Once
+	hook *mochihook.Hook
+	d    *hook.Dispatcher
+	addr string
+	once sync.Once
 }
 
 // start opens the stores, registers their rules and starts the broker on cfg.Listen.
@@ -199,7 +198,7 @@ func start(ctx context.Context, cfg config) (_ *broker, err error) {
 		server.Close()
 		return nil, err
 	}
-	return &broker{hook: h, server: server, d: d, addr: ln.Addr().String()}, nil
+	return &broker{hook: h, d: d, addr: ln.Addr().String()}, nil
 }
 
 // Close disconnects the clients, stops the broker, and writes out what the stores have

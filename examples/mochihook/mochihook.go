@@ -20,7 +20,9 @@
 //	OnQosComplete         message.acked, when the client completes a QoS 1 or 2 delivery
 //	OnQosDropped          forgets a delivery mochi gave up on
 //
-// Writes are enqueued by the stores, so these hooks return in microseconds. Lookups (on
+// Writes are enqueued by the stores, so these hooks return in microseconds, unless a store's
+// write queue is full under the blocking overflow policy: then the client's goroutine waits
+// for room, until the store's EnqueueTimeout, Stop, or the deadline of Shutdown. Lookups (on
 // connect and subscribe) run on the client's own goroutine, bounded by the dispatcher's
 // LookupTimeout; other clients are not held up.
 //
@@ -85,12 +87,12 @@ type Hook struct {
 	mqtt.HookBase
 	server     *mqtt.Server
 	d          *hook.Dispatcher
-	ids        *hook.IDGenerator
-	node       string
 	logger     *slog.Logger
 	maxTracked int
 
-	ctx    context.Context // lookups; cancelled by Stop
+	// ctx is passed to every dispatch: it bounds lookups and waits for room in a full write
+	// queue. Stop cancels it, and so does the end of Shutdown's ctx.
+	ctx    context.Context
 	cancel context.CancelFunc
 
 	conns sync.Map // client ID -> *conn, the client's current connection
@@ -99,7 +101,7 @@ type Hook struct {
 // New returns a hook that dispatches server's events to d. The caller keeps d: close it after
 // the server (server.Close waits for every client's disconnect to be dispatched).
 func New(server *mqtt.Server, d *hook.Dispatcher, opts Options) *Hook {
-	h := &Hook{server: server, d: d, ids: d.IDs(), node: d.Node(), logger: opts.Logger, maxTracked: opts.MaxTracked}
+	h := &Hook{server: server, d: d, logger: opts.Logger, maxTracked: opts.MaxTracked}
 	if h.maxTracked <= 0 {
 		h.maxTracked = int(server.Options.Capabilities.MaximumInflight)
 	}
@@ -174,7 +176,7 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		ClientID:    cl.ID,
 		Username:    username,
 		Peerhost:    peerhost(cl),
-		Node:        h.node,
+		Node:        h.d.Node(),
 		ProtoVer:    cl.Properties.ProtocolVersion,
 		Keepalive:   cl.State.Keepalive,
 		CleanStart:  cl.Properties.Clean,
@@ -182,7 +184,7 @@ func (h *Hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	})
 	h.logErr(err, hook.ClientConnected, cl)
 	if c == nil || !c.present {
-		created, err := h.d.SessionCreated(h.ctx, &hook.SessionCreatedEvent{ClientID: cl.ID, Username: username, Node: h.node})
+		created, err := h.d.SessionCreated(h.ctx, &hook.SessionCreatedEvent{ClientID: cl.ID, Username: username, Node: h.d.Node()})
 		h.logErr(err, hook.SessionCreated, cl)
 		res = hook.MergeResults(res, created)
 	}
@@ -254,7 +256,7 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	err = h.d.ClientDisconnected(h.ctx, &hook.DisconnectedEvent{
 		ClientID:       cl.ID,
 		Username:       string(cl.Properties.Username),
-		Node:           h.node,
+		Node:           h.d.Node(),
 		Reason:         disconnectReason(err, cause),
 		DisconnectedAt: time.Now(),
 	})
@@ -314,11 +316,11 @@ func (h *Hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 // acknowledgement of it.
 func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	m := &hook.Message{
-		ID:        h.ids.Next(),
+		ID:        h.d.IDs().Next(),
 		From:      cl.ID,
 		Username:  string(cl.Properties.Username),
 		Peerhost:  peerhost(cl),
-		Node:      h.node,
+		Node:      h.d.Node(),
 		Topic:     pk.TopicName,
 		QoS:       pk.FixedHeader.Qos,
 		Retain:    pk.FixedHeader.Retain,

@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // RequireEnv is the variable that turns a missing service from a skip into a failure.
@@ -81,4 +82,17 @@ func Name(t testing.TB, max int) string {
 		base = base[:max-len(suffix)]
 	}
 	return base + suffix
+}
+
+// Eventually polls cond until it holds, failing the test if that takes over a minute: a bound
+// on a hang, not a timing assertion.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting, after a minute, until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
