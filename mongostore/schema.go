@@ -144,22 +144,51 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// redact removes the password of uri from text.
-func redact(text, uri string) string {
-	if uri == "" {
-		return text
-	}
-	u, err := url.Parse(uri)
-	if err != nil || u.User == nil {
-		if i := strings.Index(uri, "@"); i > 0 { // unparsable: hide what could be credentials
-			text = strings.ReplaceAll(text, uri[:i], "xxxxx")
+// secretsOf returns the passwords cfg holds: in its URI, and in its ClientOptions.
+func secretsOf(cfg Config) []string {
+	var out []string
+	if u, err := url.Parse(cfg.URI); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			out = append(out, pw, url.QueryEscape(pw), url.PathEscape(pw))
 		}
-		return text
+	} else if err != nil {
+		// unparsable: hide what could be credentials
+		if _, rest, ok := strings.Cut(cfg.URI, "://"); ok {
+			if cred, _, ok := strings.Cut(rest, "@"); ok && cred != "" {
+				out = append(out, cred)
+			}
+		}
 	}
-	if pw, ok := u.User.Password(); ok && pw != "" {
-		text = strings.ReplaceAll(text, pw, "xxxxx")
-		text = strings.ReplaceAll(text, url.QueryEscape(pw), "xxxxx")
-		text = strings.ReplaceAll(text, url.PathEscape(pw), "xxxxx")
+	if co := cfg.ClientOptions; co != nil && co.Auth != nil && co.Auth.Password != "" {
+		out = append(out, co.Auth.Password, url.QueryEscape(co.Auth.Password), url.PathEscape(co.Auth.Password))
+	}
+	return out
+}
+
+// redact removes the store's passwords from text.
+func (s *Store) redact(text string) string {
+	for _, pw := range s.secrets {
+		if pw != "" {
+			text = strings.ReplaceAll(text, pw, "xxxxx")
+		}
 	}
 	return text
+}
+
+// redacted is an error whose text has the store's passwords removed; it unwraps to the
+// original, so that errors.Is and errors.As still see the driver's error.
+type redacted struct {
+	msg string
+	err error
+}
+
+func (e *redacted) Error() string { return e.msg }
+func (e *redacted) Unwrap() error { return e.err }
+
+// wrapf is fmt.Errorf(format+": %w", args..., err) with the passwords removed from the text.
+func (s *Store) wrapf(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return &redacted{msg: s.redact(fmt.Sprintf(format, args...) + ": " + err.Error()), err: err}
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
@@ -44,6 +45,14 @@ type Config struct {
 	// Options are the batching, queue, retry and timeout settings shared by all stores.
 	// PoolSize is the driver's maximum pool size.
 	Options backend.Options
+	// Unacknowledged writes messages, retained messages, acks and client states without
+	// waiting for the server's acknowledgement (EMQX's w_mode = unsafe; the default, safe, is
+	// acknowledged). Faster, and blind: a write the server refuses, or loses in a failover or
+	// a restart, is counted as a success and never retried; and the order of mqtt_msg _ids
+	// across brokers is no longer guaranteed (a batch may not be visible yet when the next
+	// writer takes the lock), so a subscriber may skip a message. The lock and the _id
+	// counter stay acknowledged.
+	Unacknowledged bool
 	// EnsureSchema makes Open create the collections and indexes that are missing.
 	EnsureSchema bool
 	// Node is recorded as the node of client states and messages whose event names none.
@@ -73,6 +82,7 @@ type Store struct {
 
 	w     *backend.Writer[op]
 	owner string // this store's lock token prefix
+	secrets []string // the password(s) of the connection, removed from every error text
 	lease time.Duration
 
 	// expiry
@@ -95,6 +105,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	opts := cfg.Options.WithDefaults()
 	s := &Store{cfg: cfg, opts: opts, client: cfg.Client}
+	s.secrets = secretsOf(cfg)
 	if s.client == nil {
 		if cfg.URI == "" && cfg.ClientOptions == nil {
 			return nil, fmt.Errorf("mongostore: open: %w: no URI", hook.ErrConfig)
@@ -119,17 +130,21 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			co.SetTLSConfig(opts.TLS)
 		}
 		if err := co.Validate(); err != nil {
-			return nil, fmt.Errorf("mongostore: open: %w: %s", hook.ErrConfig, redact(err.Error(), cfg.URI))
+			return nil, s.wrapf(fmt.Errorf("%w: %w", hook.ErrConfig, err), "mongostore: open")
 		}
 		c, err := mongo.Connect(co)
 		if err != nil {
-			return nil, fmt.Errorf("mongostore: open: %w: %s", hook.ErrConfig, redact(err.Error(), cfg.URI))
+			return nil, s.wrapf(fmt.Errorf("%w: %w", hook.ErrConfig, err), "mongostore: open")
 		}
 		s.client, s.own = c, true
 	}
 	s.db = s.client.Database(cfg.Database)
-	s.msg, s.retain, s.acked = s.db.Collection(ColMsg), s.db.Collection(ColRetain), s.db.Collection(ColAcked)
-	s.clientCol, s.sub = s.db.Collection(ColClient), s.db.Collection(ColSub)
+	var co []options.Lister[options.CollectionOptions]
+	if cfg.Unacknowledged {
+		co = append(co, options.Collection().SetWriteConcern(writeconcern.Unacknowledged()))
+	}
+	s.msg, s.retain, s.acked = s.db.Collection(ColMsg, co...), s.db.Collection(ColRetain, co...), s.db.Collection(ColAcked, co...)
+	s.clientCol, s.sub = s.db.Collection(ColClient, co...), s.db.Collection(ColSub)
 	s.seq, s.lock = s.db.Collection(ColSeq), s.db.Collection(ColLock)
 	s.owner = newToken()
 	s.lease = cfg.LockLease
@@ -197,7 +212,7 @@ func mergeClientOptions(dst, src *options.ClientOptions) {
 
 func (s *Store) start(ctx context.Context) error {
 	if err := s.Ping(ctx); err != nil {
-		return fmt.Errorf("mongostore: open: %w", err)
+		return s.wrapf(err, "mongostore: open")
 	}
 	if s.cfg.EnsureSchema {
 		if err := s.EnsureSchema(ctx); err != nil {
@@ -262,7 +277,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.queryContext(ctx)
 	defer cancel()
 	if err := s.client.Ping(ctx, nil); err != nil {
-		return fmt.Errorf("mongostore: ping: %s", redact(err.Error(), s.cfg.URI))
+		return s.wrapf(err, "mongostore: ping")
 	}
 	return nil
 }

@@ -72,7 +72,7 @@ func (s *Store) flush(ctx context.Context, batch []op, res *backend.BatchResult)
 	if locked {
 		token, err := s.acquire(ctx)
 		if err != nil {
-			return fmt.Errorf("mongostore: write of %d: %w", len(batch), err)
+			return s.wrapf(err, "mongostore: write of %d", len(batch))
 		}
 		defer s.release(token)
 	}
@@ -99,7 +99,7 @@ func (s *Store) flush(ctx context.Context, batch []op, res *backend.BatchResult)
 			err = s.writeOthers(ctx, batch[i:j], i, res)
 		}
 		if err != nil {
-			return fmt.Errorf("mongostore: write of %d: %s", j-i, redact(err.Error(), s.cfg.URI))
+			return s.wrapf(err, "mongostore: write of %d", j-i)
 		}
 		i = j
 	}
