@@ -80,10 +80,10 @@ type Store struct {
 	db                                            *mongo.Database
 	msg, retain, acked, clientCol, sub, seq, lock *mongo.Collection
 
-	w     *backend.Writer[op]
-	owner string // this store's lock token prefix
+	w       *backend.Writer[op]
+	owner   string   // this store's lock token prefix
 	secrets []string // the password(s) of the connection, removed from every error text
-	lease time.Duration
+	lease   time.Duration
 
 	// expiry
 	expiring  atomic.Bool // some activated storing rule has an expired_time
