@@ -74,9 +74,12 @@
 // _ids are given out in commit order: a batch with messages or acks first takes a lock, by
 // inserting the document {_id: "mqtt_msg"} into mqtt_lock (the uniqueness of _id is the one
 // atomic primitive every MongoDB-compatible server has; FerretDB's upserts and findAndModify
-// are not atomic), then reserves its _ids with $inc on the counter in mqtt_seq, inserts, moves
-// the positions of its acks, and deletes the lock. Another broker's batch waits (polling every
-// millisecond or two) until then. Acks go under the same lock so that $max, which FerretDB
+// are not atomic), then takes its _ids from a range reserved with $inc on the counter in
+// mqtt_seq, inserts, and moves the positions of its acks. A store keeps the lock for the next
+// batch if it comes within 5ms, 50ms at most from taking it, and reserves _ids 1024 at a time
+// while it holds it (ids reserved under one holding are used only under it; those left over
+// are skipped): under load a batch costs its InsertMany alone. Another broker's batch waits
+// (polling every millisecond or two) until the lock document is deleted. Acks go under the same lock so that $max, which FerretDB
 // runs as a read and a write, never moves a position back. A lock older than
 // Config.LockLease (a broker that died holding it) is taken over and logged. An ack of a
 // message not in mqtt_msg (not stored, or not written yet by another broker) changes nothing,

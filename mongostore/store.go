@@ -81,7 +81,8 @@ type Store struct {
 	msg, retain, acked, clientCol, sub, seq, lock *mongo.Collection
 
 	w       *backend.Writer[op]
-	owner   string   // this store's lock token prefix
+	owner   string // this store's lock token prefix
+	mlock   msgLock
 	secrets []string // the password(s) of the connection, removed from every error text
 	lease   time.Duration
 
@@ -305,6 +306,7 @@ func (s *Store) Close(ctx context.Context) error {
 		<-done
 	}
 	err := s.w.Close(ctx)
+	s.releaseNow()
 	if s.own {
 		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

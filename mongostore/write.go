@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,11 +71,10 @@ func (s *Store) flush(ctx context.Context, batch []op, res *backend.BatchResult)
 		}
 	}
 	if locked {
-		token, err := s.acquire(ctx)
-		if err != nil {
+		if err := s.acquire(ctx); err != nil {
 			return s.wrapf(err, "mongostore: write of %d", len(batch))
 		}
-		defer s.release(token)
+		defer s.release()
 	}
 	ids := map[string]int64{} // msgid -> _id of the messages of this batch
 	for i := 0; i < len(batch); {
@@ -116,19 +116,67 @@ func sameRun(a, b opKind) bool {
 
 var lockSeq atomic.Uint64
 
-// acquire takes the mqtt_msg lock: it inserts the lock document, whose _id the server keeps
-// unique (the one primitive atomic on every MongoDB-compatible server, FerretDB included). A
-// lock older than its lease (a writer that died) is taken over.
-func (s *Store) acquire(ctx context.Context) (string, error) {
+// How long a store keeps the mqtt_msg lock: it keeps it between batches that follow each
+// other closely (released lockIdle after the last), but not beyond lockHold from when it
+// took it, so that another broker waits lockHold plus a batch at most. While it holds the
+// lock it reserves _ids lockReserve at a time: ids reserved under one holding are used only
+// under it, so they stay in commit order; the ones left at release are skipped (gaps are
+// harmless).
+const (
+	lockHold    = 50 * time.Millisecond
+	lockIdle    = 5 * time.Millisecond
+	lockReserve = 1024
+)
+
+// msgLock is the store's side of the mqtt_msg lock. All fields are guarded by mu.
+type msgLock struct {
+	mu     sync.Mutex
+	token  string    // the lock document's owner while the store holds it; "" otherwise
+	since  time.Time // when it was taken
+	inUse  bool      // a flush is using it
+	gen    uint64    // bumped by every use, so that a stale idle release does nothing
+	next   int64     // reserved _ids [next, end)
+	end    int64
+	closed bool
+}
+
+// acquire makes sure the store holds the mqtt_msg lock for a flush: the lock it holds from
+// an earlier batch if taken less than lockHold ago, or a new one. A lock is taken by
+// inserting its document, whose _id the server keeps unique (the one primitive atomic on
+// every MongoDB-compatible server, FerretDB included); one older than its lease (a writer
+// that died) is taken over.
+func (s *Store) acquire(ctx context.Context) error {
+	l := &s.mlock
+	l.mu.Lock()
+	l.gen++
+	if l.token != "" && time.Since(l.since) < lockHold {
+		l.inUse = true
+		l.mu.Unlock()
+		return nil
+	}
+	yield := l.token != ""
+	old := l.token
+	l.token, l.next, l.end = "", 0, 0
+	l.mu.Unlock()
+	if yield { // held for lockHold: let a waiting broker have it before taking it again
+		s.deleteLock(old)
+		t := time.NewTimer(3 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: %w", errLockBusy, ctx.Err())
+		case <-t.C:
+		}
+	}
 	token := fmt.Sprintf("%s-%d", s.owner, lockSeq.Add(1))
 	for {
 		_, err := s.lock.InsertOne(ctx, bson.D{{Key: "_id", Value: ColMsg}, {Key: "owner", Value: token},
 			{Key: "until", Value: bson.NewDateTimeFromTime(time.Now().Add(s.lease))}})
 		if err == nil {
-			return token, nil
+			break
 		}
 		if !mongo.IsDuplicateKeyError(err) {
-			return "", fmt.Errorf("lock %s: %w", ColMsg, err)
+			return fmt.Errorf("lock %s: %w", ColMsg, err)
 		}
 		var cur struct {
 			Owner string    `bson:"owner"`
@@ -143,13 +191,62 @@ func (s *Store) acquire(ctx context.Context) (string, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return "", fmt.Errorf("%w: %w", errLockBusy, ctx.Err())
+			return fmt.Errorf("%w: %w", errLockBusy, ctx.Err())
 		case <-t.C:
 		}
 	}
+	l.mu.Lock()
+	l.token, l.since, l.inUse = token, time.Now(), true
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		s.releaseNow()
+	}
+	return nil
 }
 
-func (s *Store) release(token string) {
+// release ends a flush's use of the lock: the lock is kept for lockIdle, for the next batch.
+func (s *Store) release() {
+	l := &s.mlock
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inUse = false
+	l.gen++
+	if l.closed {
+		go s.releaseNow()
+		return
+	}
+	gen := l.gen
+	time.AfterFunc(lockIdle, func() {
+		l.mu.Lock()
+		if l.gen != gen || l.inUse || l.token == "" {
+			l.mu.Unlock()
+			return
+		}
+		token := l.token
+		l.token, l.next, l.end = "", 0, 0
+		l.mu.Unlock()
+		s.deleteLock(token)
+	})
+}
+
+// releaseNow gives the lock back at once if the store holds it and no flush uses it (Close).
+func (s *Store) releaseNow() {
+	l := &s.mlock
+	l.mu.Lock()
+	l.closed = true
+	if l.token == "" || l.inUse {
+		l.mu.Unlock()
+		return
+	}
+	token := l.token
+	l.token, l.next, l.end = "", 0, 0
+	l.gen++
+	l.mu.Unlock()
+	s.deleteLock(token)
+}
+
+func (s *Store) deleteLock(token string) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.QueryTimeout)
 	defer cancel()
 	if _, err := s.lock.DeleteOne(ctx, bson.D{{Key: "_id", Value: ColMsg}, {Key: "owner", Value: token}}); err != nil {
@@ -157,17 +254,32 @@ func (s *Store) release(token string) {
 	}
 }
 
-// nextIDs reserves n _ids of mqtt_msg (under the lock) and returns the first.
+// nextIDs returns the first of n _ids of mqtt_msg, from those reserved under the lock the
+// store holds, reserving more ($inc on the counter) when they run out.
 func (s *Store) nextIDs(ctx context.Context, n int) (int64, error) {
+	l := &s.mlock
+	l.mu.Lock()
+	if l.end-l.next >= int64(n) {
+		first := l.next
+		l.next += int64(n)
+		l.mu.Unlock()
+		return first, nil
+	}
+	l.mu.Unlock()
+	k := max(n, lockReserve)
 	var doc struct {
 		Seq int64 `bson:"seq"`
 	}
-	err := s.seq.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: ColMsg}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "seq", Value: int64(n)}}}},
+	err := s.seq.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: ColMsg}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "seq", Value: int64(k)}}}},
 		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&doc)
 	if err != nil {
-		return 0, fmt.Errorf("reserve %d ids: %w", n, err)
+		return 0, fmt.Errorf("reserve %d ids: %w", k, err)
 	}
-	return doc.Seq - int64(n) + 1, nil
+	first := doc.Seq - int64(k) + 1
+	l.mu.Lock()
+	l.next, l.end = first+int64(n), doc.Seq+1
+	l.mu.Unlock()
+	return first, nil
 }
 
 // msgDoc is a message's document in mqtt_msg.
