@@ -35,7 +35,11 @@
 // mqtt_msg: {_id: int64, topic, msgid, sender, node, qos: int32, retain: bool, payload,
 // arrived: date, expire_at: date (messages of a rule with expired_time)}. The _id is an
 // integer as in the spec, given out in commit order (see "Several brokers on one database");
-// mqtt_acked.mongo_id is the _id of the newest message acked. mqtt_retain: {topic, msgid,
+// mqtt_acked.mongo_id is the _id of the newest message acked; the store keys its mqtt_acked
+// documents by _id ("<len(clientid)>:<clientid>/<topic>", besides the spec's clientid and
+// topic fields), so that moving a position is a primary-key upsert (FerretDB scans the
+// collection for any other filter); a fetch takes the greater of that and a position EMQX
+// wrote with an ObjectId. mqtt_retain: {topic, msgid,
 // sender, node, qos, payload, arrived}. mqtt_client: {clientid, state: 0|1, node, online_at,
 // offline_at}; mqtt_sub: {clientid, topic, qos}. Times are BSON dates (EMQX wrote Unix
 // seconds, which the store reads too, as it reads qos and retain stored as other numbers).
@@ -103,8 +107,8 @@
 // collections, the spec's indexes (mqtt_client {clientid, node}, mqtt_msg {sender, topic},
 // mqtt_retain {topic}, made unique) and the store's: unique mqtt_msg {msgid} for idempotent
 // writes, mqtt_msg {topic, _id} for fetches, unique {clientid} of mqtt_client and {clientid,
-// topic} of mqtt_sub and mqtt_acked, so that concurrent upserts cannot create twins; and the
-// collections mqtt_seq (seeded after the greatest numeric _id of an existing mqtt_msg) and
+// topic} of mqtt_sub, so that concurrent upserts cannot create twins, and mqtt_acked
+// {clientid, topic}; and the collections mqtt_seq (seeded after the greatest numeric _id of an existing mqtt_msg) and
 // mqtt_lock. An index that conflicts with an existing one, or a unique index the data
 // violates, is logged and left out, so an existing EMQX database stays usable.
 //
@@ -128,8 +132,12 @@
 //   - Transactions: not used.
 //   - Secondary indexes for reads, sorting in memory: fetches scan and sort the matching
 //     documents; acceptable for a test server, not a production one.
-//   - Many upserts of one document in one bulk write were seen to stall it for the whole
-//     query timeout: acks are folded to one update per position before they are written.
+//   - Bulk writes: one command updating a hundred or more existing documents was seen to
+//     stall past any timeout, and upserts by a filter other than _id scan the collection
+//     (1,000 positions by {clientid, topic} took over 20 s): acks are folded to one update per
+//     position, positions are upserted by _id, and bulk writes go in commands of 50.
+//     Client states (by clientid) and retained messages (by topic) are still upserted by
+//     field, so they slow down as those collections grow, on FerretDB only.
 //
 // # Concurrency
 //

@@ -32,7 +32,7 @@ func Example() {
 		uri = "mongodb://127.0.0.1:27017/"
 	}
 	ctx := context.Background()
-	store, err := mongostore.Open(ctx, mongostore.Config{URI: uri, Database: "mqttstore_example", EnsureSchema: true})
+	store, err := mongostore.Open(ctx, mongostore.Config{URI: uri, Database: fmt.Sprint("mqttstore_example_", os.Getpid()), EnsureSchema: true})
 	if err != nil {
 		log.Fatal(err)
 	}

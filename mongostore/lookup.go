@@ -329,14 +329,24 @@ func (s *Store) Fetch(ctx context.Context, clientID, filter string, opts hook.Of
 	if err := cur.All(ctx, &acks); err != nil {
 		return fail(err)
 	}
-	var conds bson.A
+	// The greatest position per topic (an EMQX document and the store's may both be there).
+	pos := map[string]int64{}
 	var ackedTopics bson.A
 	for _, a := range acks {
 		if !topic.Match(filter, a.Topic) {
 			continue
 		}
-		conds = append(conds, bson.D{{Key: "topic", Value: a.Topic}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: toInt64(a.ID)}}}})
-		ackedTopics = append(ackedTopics, a.Topic)
+		p, seen := pos[a.Topic]
+		if !seen {
+			ackedTopics = append(ackedTopics, a.Topic)
+		}
+		if id := toInt64(a.ID); !seen || id > p {
+			pos[a.Topic] = id
+		}
+	}
+	var conds bson.A
+	for _, t := range ackedTopics {
+		conds = append(conds, bson.D{{Key: "topic", Value: t}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: pos[t.(string)]}}}})
 	}
 	var and bson.A
 	switch {

@@ -33,7 +33,9 @@ var indexes = []index{
 	{ColMsg, "topic_id", bson.D{{Key: "topic", Value: 1}, {Key: "_id", Value: 1}}, false},
 	{ColMsg, "sender_topic", bson.D{{Key: "sender", Value: 1}, {Key: "topic", Value: 1}}, false},
 	{ColRetain, "topic_unique", bson.D{{Key: "topic", Value: 1}}, true},
-	{ColAcked, "clientid_topic_unique", bson.D{{Key: "clientid", Value: 1}, {Key: "topic", Value: 1}}, true},
+	// Not unique: the store's positions are keyed by _id (positionID), and a position EMQX
+	// wrote (ObjectId) may sit beside one of the store's; a fetch takes the greater.
+	{ColAcked, "clientid_topic", bson.D{{Key: "clientid", Value: 1}, {Key: "topic", Value: 1}}, false},
 }
 
 // EnsureSchema creates the collections and indexes that are missing (see the package doc,

@@ -71,6 +71,7 @@ func TestExistingEMQXDatabase(t *testing.T) {
 		{Key: "qos", Value: int32(1)}, {Key: "payload", Value: "Hello world!"}, {Key: "arrived", Value: arrived}}))
 	must(db.Collection(ColClient).InsertOne(ctx, bson.D{{Key: "clientid", Value: "test"}, {Key: "state", Value: int32(1)},
 		{Key: "node", Value: "emqx@127.0.0.1"}, {Key: "online_at", Value: int64(1482976411)}, {Key: "offline_at", Value: nil}}))
+	must(db.Collection(ColAcked).InsertOne(ctx, bson.D{{Key: "clientid", Value: "emqx-sub"}, {Key: "topic", Value: "/World"}, {Key: "mongo_id", Value: int32(2)}}))
 	must(db.Collection(ColSub).InsertOne(ctx, bson.D{{Key: "clientid", Value: "test"}, {Key: "topic", Value: "test_topic1"}, {Key: "qos", Value: int32(1)}}))
 	must(db.Collection(ColMsg).Indexes().CreateOne(ctx, mongoIndex(bson.D{{Key: "sender", Value: 1}, {Key: "topic", Value: 1}})))
 	s.Close(ctx)
@@ -93,6 +94,19 @@ func TestExistingEMQXDatabase(t *testing.T) {
 	got, err := s.Fetch(ctx, "c", "/World", hook.OfflineOpts{TimeRange: time.Hour})
 	if err != nil || len(got) != 4 || got[0].ID != "emqx-1" || !got[0].Retain || got[0].Timestamp.Unix() != arrived || got[3].ID != "new" {
 		t.Fatalf("fetch: %v, %v", got, err)
+	}
+	// EMQX's position (mongo_id 2) counts; an ack through the store adds its own document,
+	// and the greater of the two counts.
+	if got, err := s.Fetch(ctx, "emqx-sub", "/World", hook.OfflineOpts{}); err != nil || len(got) != 2 || got[0].ID != "emqx-3" {
+		t.Fatalf("fetch after EMQX's position: %v, %v", got, err)
+	}
+	ack := prepareWrite(t, s, hook.Rule{Point: hook.MessageAcked, Action: hook.RuleAction{Function: hook.OnMessageAcked}})
+	if err := ack.Write(ctx, &hook.AckedEvent{ClientID: "emqx-sub", Message: got[2]}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, s)
+	if got, err := s.Fetch(ctx, "emqx-sub", "#", hook.OfflineOpts{}); err != nil || len(got) != 1 || got[0].ID != "new" {
+		t.Fatalf("fetch after the store's ack: %v, %v", got, err)
 	}
 	rs, err := s.Retained(ctx, "t/#")
 	if err != nil || len(rs) != 1 || string(rs[0].Payload) != "Hello world!" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -390,17 +391,62 @@ func (s *Store) writeAcks(ctx context.Context, run []op, off int, res *backend.B
 	for _, p := range order {
 		k := best[p]
 		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: "clientid", Value: p.client}, {Key: "topic", Value: p.topic}}).
-			SetUpdate(bson.D{{Key: "$max", Value: bson.D{{Key: "mongo_id", Value: ids[run[k].msg.ID]}}}}).
+			SetFilter(bson.D{{Key: "_id", Value: positionID(p.client, p.topic)}}).
+			SetUpdate(bson.D{
+				{Key: "$max", Value: bson.D{{Key: "mongo_id", Value: ids[run[k].msg.ID]}}},
+				{Key: "$set", Value: bson.D{{Key: "clientid", Value: p.client}, {Key: "topic", Value: p.topic}}},
+			}).
 			SetUpsert(true))
 		index = append(index, k)
 	}
 	if len(models) == 0 {
 		return nil
 	}
-	_, err := s.acked.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
-	return s.markBulk(err, off, index, res, false)
+	err := s.bulkWrite(ctx, s.acked, models, off, index, &ackResult{s: s, ctx: ctx, run: run, off: off, ids: ids, res: res}, false)
+	return err
 }
+
+// positionID is the _id of the store's mqtt_acked document for a client and topic: the
+// length of the client ID, ':', the client ID, '/', the topic (unambiguous whatever they
+// hold). Keyed by _id, a position is found through the primary key, which FerretDB uses
+// (it scans the collection for any other filter); the document also holds the spec's
+// clientid and topic fields, by which everything reads it.
+func positionID(client, topic string) string {
+	return strconv.Itoa(len(client)) + ":" + client + "/" + topic
+}
+
+// maxBulk bounds the writes of one BulkWrite command. FerretDB v1 (on SQLite) was seen to
+// stall, past any timeout, on one command updating a hundred or more existing documents, and
+// its upserts scan the collection: small commands keep each round trip short. MongoDB takes
+// 100,000; 50 costs it little.
+const maxBulk = 50
+
+// bulkWrite runs models (models[i] is batch[off+index[i]]) on col in commands of maxBulk,
+// marking per-write outcomes in res (see markBulk). With ordered, a failure stops it: the
+// writes after the failed one are retried. An error that is not per-write is returned for
+// the writes not yet done.
+func (s *Store) bulkWrite(ctx context.Context, col *mongo.Collection, models []mongo.WriteModel, off int, index []int, res marker, ordered bool) error {
+	for c := 0; c < len(models); c += maxBulk {
+		e := min(c+maxBulk, len(models))
+		_, err := col.BulkWrite(ctx, models[c:e], options.BulkWrite().SetOrdered(ordered))
+		if err == nil {
+			continue
+		}
+		if err := s.markBulk(err, off, index[c:e], res, ordered); err != nil {
+			return err
+		}
+		if ordered {
+			for _, k := range index[e:] {
+				res.Retry(off+k, errors.New("not written: an earlier write of its batch failed"))
+			}
+			return errStopped
+		}
+	}
+	return nil
+}
+
+// errStopped: an ordered bulk write stopped at a failed write; every later write is marked.
+var errStopped = errors.New("stopped at a failed write")
 
 // writeOthers writes a run of client states and retained messages with one ordered
 // BulkWrite (the order of one key's writes is kept).
@@ -445,25 +491,20 @@ func (s *Store) writeOthers(ctx context.Context, run []op, off int, res *backend
 		g.models, g.index = append(g.models, m), append(g.index, k)
 	}
 	for gi, g := range groups {
-		_, err := g.col.BulkWrite(ctx, g.models, options.BulkWrite().SetOrdered(true))
+		err := s.bulkWrite(ctx, g.col, g.models, off, g.index, upsertResult{res}, true)
 		if err == nil {
 			continue
 		}
-		if err := s.markBulk(err, off, g.index, res, true); err != nil {
-			// the groups after this one were not written: retry them
-			for _, later := range groups[gi+1:] {
-				for _, k := range later.index {
-					res.Retry(off+k, err)
-				}
-			}
-			return err
-		}
+		// the groups after this one were not written: retry them
 		for _, later := range groups[gi+1:] {
 			for _, k := range later.index {
 				res.Retry(off+k, errors.New("not written: an earlier write of its batch failed"))
 			}
 		}
-		return nil
+		if errors.Is(err, errStopped) {
+			return nil // every write of the run is marked or done
+		}
+		return err
 	}
 	return nil
 }
@@ -472,7 +513,7 @@ func (s *Store) writeOthers(ctx context.Context, run []op, off int, res *backend
 // duplicate key (two upserts racing on a unique index) or a transient error retries the
 // write, another error fails it. With ordered, the models after the failed one were not run:
 // they are retried. Errors that are not per-write are returned.
-func (s *Store) markBulk(err error, off int, index []int, res *backend.BatchResult, ordered bool) error {
+func (s *Store) markBulk(err error, off int, index []int, res marker, ordered bool) error {
 	if err == nil {
 		return nil
 	}
@@ -483,7 +524,9 @@ func (s *Store) markBulk(err error, off int, index []int, res *backend.BatchResu
 	last := -1
 	for _, we := range bwe.WriteErrors {
 		i := off + index[we.Index]
-		if we.Code == 11000 || we.Code == 11001 || transient(we) {
+		if we.Code == 11000 || we.Code == 11001 {
+			res.Duplicate(i, we)
+		} else if transient(we) {
 			res.Retry(i, we)
 		} else {
 			res.Fail(i, we)
@@ -496,4 +539,39 @@ func (s *Store) markBulk(err error, off int, index []int, res *backend.BatchResu
 		}
 	}
 	return nil
+}
+
+// marker is where bulkWrite marks outcomes: a BatchResult, with what a duplicate key means.
+type marker interface {
+	Retry(i int, err error)
+	Fail(i int, err error)
+	Duplicate(i int, err error)
+}
+
+// upsertResult: a duplicate key on an upsert is two upserts racing: retried.
+type upsertResult struct{ *backend.BatchResult }
+
+func (r upsertResult) Duplicate(i int, err error) { r.Retry(i, err) }
+
+// ackResult: a duplicate key on a position's upsert by _id is a unique {clientid, topic}
+// index (made by an older version of the store, or by hand) holding a position the store did
+// not key by _id: that document is moved instead ($max, by clientid and topic).
+type ackResult struct {
+	s   *Store
+	ctx context.Context
+	run []op
+	off int
+	ids map[string]int64
+	res *backend.BatchResult
+}
+
+func (r *ackResult) Retry(i int, err error) { r.res.Retry(i, err) }
+func (r *ackResult) Fail(i int, err error)  { r.res.Fail(i, err) }
+func (r *ackResult) Duplicate(i int, err error) {
+	o := &r.run[i-r.off]
+	_, uerr := r.s.acked.UpdateOne(r.ctx, bson.D{{Key: "clientid", Value: o.client}, {Key: "topic", Value: o.msg.Topic}},
+		bson.D{{Key: "$max", Value: bson.D{{Key: "mongo_id", Value: r.ids[o.msg.ID]}}}})
+	if uerr != nil {
+		r.res.Retry(i, uerr)
+	}
 }
