@@ -1,0 +1,140 @@
+package mongostore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/mqttstore/mqttstore/backend"
+	"github.com/mqttstore/mqttstore/hook"
+	"github.com/mqttstore/mqttstore/internal/testenv"
+)
+
+func TestConfigFromPool(t *testing.T) {
+	pool := func(kv ...string) backend.PoolConfig {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return backend.PoolConfig{Store: "mongo", Pool: backend.NewPool("pool1", m)}
+	}
+	cfg, err := ConfigFromPool(pool("type", "rs", "rs_set_name", "rs0", "server", "h1:27017, h2:27017", "c_pool_size", "16",
+		"login", "emqtt", "password", "pw", "w_mode", "unsafe", "r_mode", "slave_ok",
+		"topology.pool_size", "4", "topology.max_overflow", "2", "topology.connect_timeout_ms", "20000",
+		"topology.socket_timeout_ms", "100", "topology.heartbeat_frequency_ms", "10000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	co := cfg.ClientOptions
+	if cfg.Database != "mqtt" || cfg.Options.PoolSize != 16 || !cfg.Unacknowledged ||
+		*co.ReplicaSet != "rs0" || len(co.Hosts) != 2 || co.Auth.Username != "emqtt" || co.Auth.AuthSource != "admin" ||
+		*co.MaxPoolSize != 6 || *co.ConnectTimeout != 20*time.Second || *co.HeartbeatInterval != 10*time.Second ||
+		co.ReadPreference.Mode() != readpref.SecondaryPreferredMode {
+		t.Errorf("config %+v, client options %+v", cfg, co)
+	}
+	single, err := ConfigFromPool(pool("server", "127.0.0.1:27017"))
+	if err != nil || single.ClientOptions.Direct == nil || !*single.ClientOptions.Direct || single.Unacknowledged {
+		t.Errorf("single: %+v, %v", single, err)
+	}
+	dsn := pool()
+	dsn.DSN = "mongodb://h/other?x=1"
+	if c, err := ConfigFromPool(dsn); err != nil || c.URI != dsn.DSN || c.Database != "other" {
+		t.Errorf("DSN: %+v, %v", c, err)
+	}
+	for _, bad := range [][]string{
+		{"server", "h", "type", "cluster"},
+		{"server", "h", "type", "rs"},
+		{"server", "h", "sever", "x"},
+		{"server", "h", "w_mode", "fast"},
+		{"server", "h", "r_mode", "any"},
+		{"server", "h", "topology.socket_timeout_ms", "5000"},
+		{"server", "h", "topology.pool_size", "x"},
+		{"server", "h", "topology.nope", "1"},
+		{"server", "h", "password", "pw"},
+		{},
+	} {
+		if _, err := ConfigFromPool(pool(bad...)); !errors.Is(err, hook.ErrConfig) {
+			t.Errorf("pool %v: %v, want an error wrapping ErrConfig", bad, err)
+		}
+	}
+}
+
+// TestPasswordNeverShown: the password of a pool is in no error and no log line, whether the
+// server refuses it or the connection fails.
+func TestPasswordNeverShown(t *testing.T) {
+	env := testenv.Mongo(t)
+	const secret = "s3cr3t-Pa55"
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	host := strings.TrimSuffix(strings.TrimPrefix(env.URI, "mongodb://"), "/")
+	check := func(what string, err error) {
+		t.Helper()
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: the error shows the password: %v", what, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, server := range []string{host, "127.0.0.1:1"} {
+		b, err := backend.Open(ctx, backend.PoolConfig{Store: "mongo", Pool: backend.NewPool("pool1", map[string]string{
+			"server": server, "database": env.Database, "login": "emqtt", "password": secret,
+			"topology.server_selection_timeout_ms": "1000", "topology.connect_timeout_ms": "1000",
+		}), Options: backend.Options{Logger: log, QueryTimeout: 2 * time.Second}, EnsureSchema: true})
+		check("open "+server, err)
+		if err == nil {
+			check("close", b.Close(ctx))
+		}
+	}
+	// A URI with the password, and a server that does not answer.
+	_, err := Open(ctx, Config{URI: "mongodb://emqtt:" + secret + "@127.0.0.1:1/?serverSelectionTimeoutMS=500", Database: "x",
+		Options: backend.Options{Logger: log, ConnectTimeout: 500 * time.Millisecond}})
+	if err == nil {
+		t.Fatal("open of a closed port succeeded")
+	}
+	check("open URI", err)
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("the logs show the password:\n%s", logs.String())
+	}
+}
+
+// TestRegistry: the store opens under "mongo" with the spec's rules as its default
+// configuration, and they register on it.
+func TestRegistry(t *testing.T) {
+	text, ok := backend.DefaultConfig("mongo")
+	if !ok {
+		t.Fatal("no default configuration for mongo")
+	}
+	bc, err := backend.LoadConfig(bytes.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bc.Stores["mongo"]
+	if sc == nil || len(sc.Rules) != 10 {
+		t.Fatalf("default configuration: %+v", sc)
+	}
+	env := testenv.Mongo(t)
+	ctx := context.Background()
+	if v, _ := sc.Pools["pool1"].Lookup("database"); v != "mqtt" {
+		t.Errorf("default database %q, want mqtt", v)
+	}
+	// The broker's -dsn: the URI replaces the server, and names the database when the pool
+	// does not.
+	b, err := backend.Open(ctx, backend.PoolConfig{Store: "mongo", Pool: backend.NewPool("pool1", nil), DSN: env.URI + env.Database, EnsureSchema: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := hook.NewDispatcher(hook.DispatcherOptions{Node: "n1"})
+	defer d.Close(ctx)
+	if err := d.Register(ctx, "mongo", b, sc.Rules...); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.(*Store).cfg.Database; got != env.Database {
+		t.Errorf("database %q, want %q (from the DSN)", got, env.Database)
+	}
+}
