@@ -21,6 +21,7 @@ import (
 	_ "github.com/mqttstore/mqttstore/dynamostore" // registers "dynamo"
 	"github.com/mqttstore/mqttstore/examples/mochihook"
 	"github.com/mqttstore/mqttstore/hook"
+	_ "github.com/mqttstore/mqttstore/mongostore"     // registers "mongo"
 	_ "github.com/mqttstore/mqttstore/redisstore"     // registers "redis"
 	_ "github.com/mqttstore/mqttstore/sqlstore"       // registers "sqlite", "pgsql", "mysql" and their aliases
 	_ "github.com/mqttstore/mqttstore/tsdb/influx"    // registers "influxdb"
