@@ -59,18 +59,20 @@ type Store struct {
 	batchSize int
 	v         variant
 
-	mu       sync.Mutex // guards the fields up to stop
-	q        []op
-	enq      uint64 // writes ever queued
-	done     uint64 // writes applied, failed or discarded: always a prefix of enq
-	inflight int
-	closed   bool
-	abort    bool          // Close gave up: the applier discards what is queued
-	wake     chan struct{} // capacity 1: a token for the applier to look again
-	room     chan struct{} // closed when room is made; nil unless a Write waits
-	doneCh   chan struct{} // closed when done grows; nil unless a Flush waits
-	purging  bool
-	stop     chan struct{} // closed by Close: stops the purge
+	mu   sync.Mutex // guards the fields up to stop
+	q    []op
+	enq  uint64 // writes ever queued
+	done uint64 // writes applied, failed or discarded: always a prefix of enq
+	// flushWant is the enq a Flush waits for (read only by the close-drops-queue bug).
+	flushWant uint64
+	inflight  int
+	closed    bool
+	abort     bool          // Close gave up: the applier discards what is queued
+	wake      chan struct{} // capacity 1: a token for the applier to look again
+	room      chan struct{} // closed when room is made; nil unless a Write waits
+	doneCh    chan struct{} // closed when done grows; nil unless a Flush waits
+	purging   bool
+	stop      chan struct{} // closed by Close: stops the purge
 
 	applier sync.WaitGroup
 	purge   sync.WaitGroup
@@ -180,7 +182,7 @@ func (s *Store) run() {
 	defer s.applier.Done()
 	for {
 		s.mu.Lock()
-		for len(s.q) == 0 && !s.closed {
+		for (len(s.q) == 0 || s.holds()) && !s.closed {
 			s.mu.Unlock()
 			<-s.wake
 			s.mu.Lock()
@@ -211,6 +213,13 @@ func (s *Store) run() {
 		s.advance(n)
 		s.mu.Unlock()
 	}
+}
+
+// holds reports whether the applier keeps the queue for now: only the close-drops-queue bug
+// does, applying writes when a Flush asks for them, so that the writes queued since the last
+// Flush are surely still queued when Close discards them. s.mu is held.
+func (s *Store) holds() bool {
+	return s.v.bug == bugCloseDropsQueue && s.done >= s.flushWant
 }
 
 // advance records n more writes done and wakes the Flush calls waiting. s.mu is held.
@@ -278,6 +287,11 @@ func (s *Store) apply(batch []op) {
 func (s *Store) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	target := s.enq
+	s.flushWant = max(s.flushWant, target)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 	for s.done < target {
 		if s.doneCh == nil {
 			s.doneCh = make(chan struct{})
