@@ -63,7 +63,7 @@ type Store struct {
 	q    []op
 	enq  uint64 // writes ever queued
 	done uint64 // writes applied, failed or discarded: always a prefix of enq
-	// flushWant is the enq a Flush waits for (read only by the close-drops-queue bug).
+	// flushWant is the enq a Flush waits for (read only by the bugs that hold writes).
 	flushWant uint64
 	inflight  int
 	closed    bool
@@ -215,11 +215,12 @@ func (s *Store) run() {
 	}
 }
 
-// holds reports whether the applier keeps the queue for now: only the close-drops-queue bug
-// does, applying writes when a Flush asks for them, so that the writes queued since the last
-// Flush are surely still queued when Close discards them. s.mu is held.
+// holds reports whether the applier keeps the queue for now: only the bugs about queued
+// writes do (close-drops-queue, drops-when-busy), applying writes when a Flush asks for them,
+// so that the writes made since the last Flush are surely still queued when the bug strikes,
+// however fast the applier would have been. s.mu is held.
 func (s *Store) holds() bool {
-	return s.v.bug == bugCloseDropsQueue && s.done >= s.flushWant
+	return (s.v.bug == bugCloseDropsQueue || s.v.bug == bugDropsWhenBusy) && s.done >= s.flushWant
 }
 
 // advance records n more writes done and wakes the Flush calls waiting. s.mu is held.
