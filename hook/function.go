@@ -70,3 +70,20 @@ var functions = map[string]FunctionInfo{
 	OnMessageFetchForKeepLatest: {Points: []Point{SessionSubscribed}, Lookup: true},
 	OnMessageAckedForKeepLatest: {Points: []Point{MessageAcked}},
 }
+
+// Records reports whether the write function fn records the published message m, as
+// ARCHITECTURE.md defines the functions: on_message_publish stores QoS 1 and 2 only,
+// on_message_retain a retained message with a payload, on_retain_delete deletes on a retained
+// message without one; every other function records every message it is given. Each store's
+// Write asks this rather than restating the rules.
+func Records(fn string, m *Message) bool {
+	switch fn {
+	case OnMessagePublish:
+		return m.QoS > 0
+	case OnMessageRetain:
+		return m.Retain && len(m.Payload) > 0
+	case OnRetainDelete:
+		return m.Retain && len(m.Payload) == 0
+	}
+	return true
+}

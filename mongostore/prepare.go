@@ -106,23 +106,15 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 			return a.badEvent(e)
 		}
 		m := ev.Message
+		if !hook.Records(a.fn, m) {
+			return nil
+		}
 		switch a.fn {
-		case hook.OnMessagePublish:
-			if m.QoS == 0 {
-				return nil
-			}
-			o.kind = opMsg
-		case hook.OnMessageStore:
+		case hook.OnMessagePublish, hook.OnMessageStore:
 			o.kind = opMsg
 		case hook.OnMessageRetain:
-			if !m.Retain || len(m.Payload) == 0 {
-				return nil
-			}
 			o.kind = opRetain
 		case hook.OnRetainDelete:
-			if !m.Retain || len(m.Payload) != 0 {
-				return nil
-			}
 			o.kind = opRetainDelete
 		}
 		o.key, o.msg, o.at, o.node, o.format = m.Topic, m, orNow(m.Timestamp), s.node(m.Node), a.format

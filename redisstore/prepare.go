@@ -147,22 +147,16 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 	if err := a.checkMessage(m); err != nil {
 		return err
 	}
+	if !hook.Records(a.fn, m) {
+		return nil
+	}
 	o := op{key: m.Topic, msg: m, ttl: a.ttl}
 	switch a.fn {
 	case hook.OnMessagePublish, hook.OnMessageStore:
-		if a.fn == hook.OnMessagePublish && m.QoS == 0 {
-			return nil
-		}
 		o.kind = opStore
 	case hook.OnMessageRetain:
-		if !m.Retain || len(m.Payload) == 0 {
-			return nil
-		}
 		o.kind = opRetain
 	case hook.OnRetainDelete:
-		if !m.Retain || len(m.Payload) != 0 {
-			return nil
-		}
 		o.kind = opRetainDelete
 	case hook.OnMessageStoreKeepLatest:
 		o.kind = opLatest
