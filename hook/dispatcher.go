@@ -276,11 +276,11 @@ func (d *Dispatcher) eventTopic(e Event) (string, error) {
 		}
 	case *SubscribedEvent:
 		if ev != nil {
-			return realFilter(ev.Topic), nil
+			return topic.Unshared(ev.Topic), nil
 		}
 	case *UnsubscribedEvent:
 		if ev != nil {
-			return realFilter(ev.Topic), nil
+			return topic.Unshared(ev.Topic), nil
 		}
 	case *PublishEvent:
 		if ev != nil && ev.Message != nil {
@@ -299,16 +299,6 @@ func (d *Dispatcher) eventTopic(e Event) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%w: %T is nil or has no Message", ErrInvalidEvent, e)
-}
-
-// realFilter strips a shared-subscription prefix.
-func realFilter(f string) string {
-	if f != "" && f[0] == '$' {
-		if _, real, shared := topic.ParseShared(f); shared {
-			return real
-		}
-	}
-	return f
 }
 
 // run runs the matched actions: all (the rules without a filter) and filtered, each sorted

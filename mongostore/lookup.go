@@ -247,7 +247,7 @@ func (l *retainLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, e
 // Retained returns the retained messages (mqtt_retain) whose topic the filter matches
 // (without its shared-subscription prefix), in topic order.
 func (s *Store) Retained(ctx context.Context, filter string) ([]*hook.Message, error) {
-	filter = realFilter(filter)
+	filter = topic.Unshared(filter)
 	if err := topic.ValidateFilter(filter); err != nil {
 		return nil, fmt.Errorf("mongostore: retained: %w", err)
 	}
@@ -308,7 +308,7 @@ func (l *fetchLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, er
 // position for their topic in mqtt_acked (mongo_id), oldest first, at most
 // opts.MaxReturnedCount of them, none older than opts.TimeRange, none expired.
 func (s *Store) Fetch(ctx context.Context, clientID, filter string, opts hook.OfflineOpts) ([]*hook.Message, error) {
-	filter = realFilter(filter)
+	filter = topic.Unshared(filter)
 	if err := topic.ValidateFilter(filter); err != nil {
 		return nil, fmt.Errorf("mongostore: fetch: %w", err)
 	}

@@ -135,7 +135,7 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 		if !ok || ev == nil {
 			return a.badEvent(e)
 		}
-		o = op{kind: opAckedDelete, key: msgStream, client: ev.ClientID, filter: realFilter(ev.Topic)}
+		o = op{kind: opAckedDelete, key: msgStream, client: ev.ClientID, filter: topic.Unshared(ev.Topic)}
 	}
 	return s.w.EnqueueContext(ctx, o)
 }
@@ -149,10 +149,4 @@ func orNow(t time.Time) time.Time {
 		return time.Now()
 	}
 	return t
-}
-
-// realFilter strips a shared-subscription prefix: $share/g/a/+ fetches what a/+ matches.
-func realFilter(f string) string {
-	_, real, _ := topic.ParseShared(f)
-	return real
 }

@@ -2,8 +2,6 @@ package sqlstore
 
 import (
 	"strings"
-
-	"github.com/mqttstore/mqttstore/topic"
 )
 
 // filterPlan is how a topic filter becomes an indexable SQL condition: an equality for a
@@ -110,10 +108,4 @@ func quoteRegexp(b *strings.Builder, s string) {
 		}
 		b.WriteByte(c)
 	}
-}
-
-// realFilter strips a shared-subscription prefix: $share/g/a/+ fetches what a/+ matches.
-func realFilter(f string) string {
-	_, real, _ := topic.ParseShared(f) // f itself when not shared
-	return real
 }

@@ -230,7 +230,7 @@ func (l *retainLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, e
 // its shared-subscription prefix), in topic order: an index lookup for a filter without
 // wildcards, an index range on the literal levels before the first wildcard otherwise.
 func (s *Store) Retained(ctx context.Context, filter string) ([]*hook.Message, error) {
-	filter = realFilter(filter)
+	filter = topic.Unshared(filter)
 	if err := topic.ValidateFilter(filter); err != nil {
 		return nil, fmt.Errorf("sqlstore: retained: %w", err)
 	}
@@ -305,7 +305,7 @@ func (l *fetchLookup) Lookup(ctx context.Context, e hook.Event) (hook.Result, er
 // LIMIT counts matching rows only); the acked position is a lookup in mqtt_acked's unique
 // (clientid, topic) index.
 func (s *Store) Fetch(ctx context.Context, clientID, filter string, opts hook.OfflineOpts) ([]*hook.Message, error) {
-	filter = realFilter(filter)
+	filter = topic.Unshared(filter)
 	if err := topic.ValidateFilter(filter); err != nil {
 		return nil, fmt.Errorf("sqlstore: fetch: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mqttstore/mqttstore/hook"
 	"github.com/mqttstore/mqttstore/template"
+	"github.com/mqttstore/mqttstore/topic"
 )
 
 // Functions lists the built-in functions the store implements.
@@ -130,7 +131,7 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 		if !ok || ev == nil {
 			return a.badEvent(e)
 		}
-		f := realFilter(ev.Topic)
+		f := topic.Unshared(ev.Topic)
 		o = op{kind: opAckedDelete, key: msgStream, client: ev.ClientID, filter: f}
 	}
 	return s.w.EnqueueContext(ctx, o)

@@ -145,6 +145,17 @@ func sharedPrefix(filter string) (int, error) {
 	return start, nil
 }
 
+// Unshared returns filter without its shared-subscription prefix ("$share/g/a/+" gives "a/+";
+// any other filter is returned as it is): what a stored message or retained lookup of the
+// subscription matches. It allocates nothing.
+func Unshared(filter string) string {
+	if filter == "" || filter[0] != '$' {
+		return filter
+	}
+	_, real, _ := ParseShared(filter)
+	return real
+}
+
 // ParseShared splits a shared-subscription filter into its group and the
 // filter proper: "$share/g/a/+" gives ("g", "a/+", true), and EMQX's
 // "$queue/a/+" gives ("", "a/+", true); the empty group stands for the one

@@ -144,3 +144,16 @@ func TestParseShared(t *testing.T) {
 		})
 	}
 }
+
+func TestUnshared(t *testing.T) {
+	for in, want := range map[string]string{
+		"a/+": "a/+", "$share/g/a/+": "a/+", "$queue/a/#": "a/#", "$SYS/x": "$SYS/x", "$share/g": "$share/g", "": "",
+	} {
+		if got := Unshared(in); got != want {
+			t.Errorf("Unshared(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { Unshared("$share/g/a/+") }); n != 0 {
+		t.Errorf("Unshared allocates %v times", n)
+	}
+}
