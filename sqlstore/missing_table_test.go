@@ -40,8 +40,11 @@ func TestMissingTableFailsItsWritesOnly(t *testing.T) {
 			if err != nil || len(msgs) != n {
 				t.Errorf("fetch: %d messages, %v; want %d", len(msgs), err, n)
 			}
-			// The batches (of up to 500 writes) each fail once and are written again once.
-			if calls := s.flushCalls.Load(); calls > 10 {
+			// Each batch fails once and is written again once. How many batches the writer
+			// forms depends on timing (a shard flushes what it has while the test is still
+			// writing: 12 flushes were seen in CI, 4 on a quiet machine), so the bound is
+			// loose; a split down to single writes costs about 2 flushes per write (1198).
+			if calls := s.flushCalls.Load(); calls > n/5 {
 				t.Errorf("%d flushes for %d writes with a missing table; want a few, not a split down to single writes", calls, 2*n)
 			}
 		})
