@@ -3,7 +3,7 @@
 GO ?= go
 export MQTTSTORE_REQUIRE_SERVICES ?= 1
 
-.PHONY: test test-short services services-down bench fuzz vet
+.PHONY: test test-short services services-down bench fuzz vet e2ebench
 
 test: services
 	eval "$$(scripts/services env)" && $(GO) test -race -count=1 ./...
@@ -31,3 +31,9 @@ fuzz:
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
+
+# End-to-end benchmark through real brokers (issue 16): see examples/e2ebench. E2EFLAGS picks
+# targets and sizes, e.g. E2EFLAGS='-targets mochi,sqlite -messages 20000'.
+E2EFLAGS ?=
+e2ebench: services
+	eval "$$(scripts/services env)" && cd examples/e2ebench && $(GO) run . -repo ../.. $(E2EFLAGS)
