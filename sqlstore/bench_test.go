@@ -215,3 +215,47 @@ func lockMsgTable(b testing.TB, s *Store) (unlock func()) {
 		return func() { tx.Rollback(); db.Close() }
 	}
 }
+
+// BenchmarkPersistWithAcks measures what a subscriber acking every message costs: each
+// message written (on_message_publish) then acknowledged by one client (on_message_acked),
+// the issue 16 "publish + one subscriber" shape, where messages and acks share one ordered
+// stream. It reports messages (each with its ack) per second.
+func BenchmarkPersistWithAcks(b *testing.B) {
+	for _, d := range dialectsUnderTest {
+		b.Run(d.String(), func(b *testing.B) {
+			opts := backend.Options{QueueSize: 1 << 16, Logger: quiet}
+			store := openStore(b, Config{Dialect: d, DSN: dsnFor(b, d), EnsureSchema: true, Options: opts})
+			defer store.Close(context.Background())
+			write := func(fn string, p hook.Point) hook.WriteAction {
+				act, err := store.Prepare(&hook.Rule{Name: fn, Point: p, Topic: "#", Action: hook.RuleAction{Function: fn}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return act.(hook.WriteAction)
+			}
+			pub := write(hook.OnMessagePublish, hook.MessagePublish)
+			ack := write(hook.OnMessageAcked, hook.MessageAcked)
+			msgs := benchMessages(b.N)
+			ctx := context.Background()
+			b.ResetTimer()
+			start := time.Now()
+			for _, m := range msgs {
+				if err := pub.Write(ctx, &hook.PublishEvent{Message: m}); err != nil {
+					b.Fatal(err)
+				}
+				if err := ack.Write(ctx, &hook.AckedEvent{ClientID: "sub", Message: m}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := store.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if st := store.Stats(); st.Success != uint64(2*b.N) || st.Failed != 0 {
+				b.Fatalf("store stats after %d messages and acks: %+v", b.N, st)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs+acks/s")
+		})
+	}
+}

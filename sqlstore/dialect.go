@@ -37,6 +37,12 @@ type dialect struct {
 	retainUpsert string // topic, msgid, sender, [node,] qos, payload, arrived
 	retainDelete string // topic
 	acked        string // clientid, topic, at, msgid
+	// ackedMany (MySQL) is acked for several messages acknowledged by one client:
+	// clientid, at, then the msgids, whose list of ? markers goes in its %s. Each topic's
+	// position moves to its greatest message, as one acked each would. (PostgreSQL needs
+	// none: a batch is one pipeline, and its planner takes a seq scan of mqtt_msg for an
+	// ANY(array) of a few hundred msgids, 9x slower than the acks one by one.)
+	ackedMany    string
 	ackedDelete  string // clientid, topic
 	ackedMatch   string // clientid, matchArg
 	msgInsert    string // one row (SQLite) or the part before VALUES (MySQL) or unnest (PostgreSQL, without ON CONFLICT)
@@ -126,6 +132,9 @@ var dialects = map[Dialect]*dialect{
 		retainDelete: "DELETE FROM mqtt_retain WHERE topic = ?",
 		acked: "INSERT INTO mqtt_acked (clientid, topic, mid, created)" +
 			" SELECT ?, ?, id, ? FROM mqtt_msg WHERE msgid = ? ORDER BY id DESC LIMIT 1" +
+			" ON DUPLICATE KEY UPDATE mid = GREATEST(COALESCE(mqtt_acked.mid, 0), VALUES(mid)), created = VALUES(created)",
+		ackedMany: "INSERT INTO mqtt_acked (clientid, topic, mid, created)" +
+			" SELECT ?, topic, MAX(id), ? FROM mqtt_msg WHERE msgid IN (%s) GROUP BY topic" +
 			" ON DUPLICATE KEY UPDATE mid = GREATEST(COALESCE(mqtt_acked.mid, 0), VALUES(mid)), created = VALUES(created)",
 		ackedDelete: "DELETE FROM mqtt_acked WHERE clientid = ? AND topic = ?",
 		ackedMatch:  "DELETE FROM mqtt_acked WHERE clientid = ? AND topic COLLATE utf8mb4_bin REGEXP ?",

@@ -168,21 +168,15 @@ func (s *Store) sendPostgres(ctx context.Context, batch []op, onConflict bool) e
 	}
 	defer conn.Release()
 	b := &pgx.Batch{}
-	msgs := hasMessages(batch)
-	if msgs {
+	msgs, rest := arrange(batch)
+	if len(msgs) > 0 {
 		b.Queue(s.d.msgLock)
 	}
-	for i := 0; i < len(batch); {
-		if batch[i].kind == opMsg {
-			j := i + 1
-			for j < len(batch) && batch[j].kind == opMsg && j-i < maxRowsPerInsert {
-				j++
-			}
-			s.queueMsgs(b, batch[i:j], onConflict)
-			i = j
-			continue
-		}
-		for _, st := range s.statements(&batch[i]) {
+	for i := 0; i < len(msgs); i += maxRowsPerInsert {
+		s.queueMsgs(b, msgs[i:min(i+maxRowsPerInsert, len(msgs))], onConflict)
+	}
+	for i := range rest {
+		for _, st := range s.statements(&rest[i]) {
 			if st.adhoc {
 				if err := pgFitArgs(ctx, conn.Conn(), st); err != nil {
 					return err
@@ -190,9 +184,8 @@ func (s *Store) sendPostgres(ctx context.Context, batch []op, onConflict bool) e
 			}
 			b.Queue(st.sql, st.args...)
 		}
-		i++
 	}
-	if msgs && s.testStall != "" {
+	if len(msgs) > 0 && s.testStall != "" {
 		b.Queue(s.testStall)
 	}
 	return conn.SendBatch(ctx, b).Close()
@@ -272,18 +265,26 @@ func (s *Store) flushSQL(ctx context.Context, batch []op) error {
 			return fmt.Errorf("sqlstore: %s: %w", describeBatch(batch), err)
 		}
 	}
+	if isMySQL {
+		var msgs []op
+		msgs, batch = arrange(batch)
+		for i := 0; i < len(msgs); i += maxRowsPerInsert {
+			run := msgs[i:min(i+maxRowsPerInsert, len(msgs))]
+			q, args := s.mysqlMsgInsert(run)
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("sqlstore: write %d messages: %w", len(run), err)
+			}
+		}
+	}
 	for i := 0; i < len(batch); {
 		o := &batch[i]
-		if o.kind == opMsg && isMySQL {
-			j := i + 1
-			for j < len(batch) && batch[j].kind == opMsg && j-i < maxRowsPerInsert {
-				j++
+		if n := ackRun(batch[i:]); n > 1 && isMySQL {
+			for _, st := range s.ackedGrouped(batch[i : i+n]) {
+				if err := s.txExec(ctx, tx, st); err != nil {
+					return fmt.Errorf("sqlstore: write %d acks of %s: %w", n, o.client, err)
+				}
 			}
-			q, args := s.mysqlMsgInsert(batch[i:j])
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-				return fmt.Errorf("sqlstore: write %d messages: %w", j-i, err)
-			}
-			i = j
+			i += n
 			continue
 		}
 		// SQLite: a run of messages through one prepared statement (unless it could not be
@@ -336,6 +337,79 @@ func (s *Store) lockMsgs(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("lock mqtt_msg: %w", err)
 	}
 	return nil
+}
+
+// arrange returns the messages of batch and its other writes, each in batch order, so that
+// a batch's messages go in one multi-row statement however acks interleave them (a
+// subscriber acking as messages arrive makes batches of message, ack, message, ack...).
+// Moving messages ahead keeps every dependency: of the writes sharing their stream, only an
+// ack reads mqtt_msg, and it comes after the message it acknowledges. It copies only when
+// messages and other writes are both present.
+func arrange(batch []op) (msgs, rest []op) {
+	n := 0
+	for i := range batch {
+		if batch[i].kind == opMsg {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil, batch
+	case len(batch):
+		return batch, nil
+	}
+	msgs, rest = make([]op, 0, n), make([]op, 0, len(batch)-n)
+	for i := range batch {
+		if batch[i].kind == opMsg {
+			msgs = append(msgs, batch[i])
+		} else {
+			rest = append(rest, batch[i])
+		}
+	}
+	return msgs, rest
+}
+
+// ackRun is the number of acks (opAcked) that start ops.
+func ackRun(ops []op) int {
+	n := 0
+	for n < len(ops) && ops[n].kind == opAcked {
+		n++
+	}
+	return n
+}
+
+// ackedGrouped returns the statements of a run of acks on MySQL: one per client (and per
+// maxRowsPerInsert of its acks) instead of one round trip per ack, with the time of the
+// client's last ack. Their effect is that of the acks one by one: each (client, topic)
+// position moves forward to the greatest of its acknowledged messages.
+func (s *Store) ackedGrouped(acks []op) []stmt {
+	var out []stmt
+	byClient := map[string][]string{}
+	var clients []string
+	last := map[string]time.Time{}
+	for i := range acks {
+		c := acks[i].client
+		if _, ok := byClient[c]; !ok {
+			clients = append(clients, c)
+		}
+		byClient[c] = append(byClient[c], acks[i].msg.ID)
+		last[c] = acks[i].at
+	}
+	for _, c := range clients {
+		ids := byClient[c]
+		for len(ids) > 0 {
+			chunk := ids[:min(len(ids), maxRowsPerInsert)]
+			ids = ids[len(chunk):]
+			args := make([]any, 0, 2+len(chunk))
+			args = append(args, c, s.d.timeArg(last[c]))
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+			markers := strings.Repeat("?,", len(chunk))
+			out = append(out, stmt{sql: fmt.Sprintf(s.d.ackedMany, markers[:len(markers)-1]), args: args})
+		}
+	}
+	return out
 }
 
 func hasMessages(batch []op) bool {
