@@ -203,11 +203,17 @@ func (t *tally) flush() {
 	}
 }
 
+// item is a queued write and the Completion its outcome is reported to (nil if none).
+type item[T any] struct {
+	v T
+	c *hook.Completion
+}
+
 // shard is one ordered queue and the goroutine that flushes it. All fields but wake are
 // guarded by mu.
 type shard[T any] struct {
 	mu     sync.Mutex
-	q      ring[T]
+	q      ring[item[T]]
 	bytes  int    // the Size of the queued items
 	free   int    // this shard's share of the queue's room (see Writer.waitRoom)
 	closed bool   // no more items accepted
@@ -223,8 +229,9 @@ type shard[T any] struct {
 
 	// The flusher's own, reused from batch to batch.
 	res  BatchResult
-	dest []uint8 // what happens next to each item of a batch with marks
-	tmp  []T     // to reorder such a batch
+	vals []T       // the values of the batch Flush gets
+	dest []uint8   // what happens next to each item of a batch with marks
+	tmp  []item[T] // to reorder such a batch
 }
 
 // NewWriter starts a writer. It panics if cfg.Flush is nil.
@@ -305,7 +312,9 @@ func (w *Writer[T]) Enqueue(v T) error {
 
 // EnqueueContext is Enqueue that also stops waiting for room when ctx is done, returning an
 // error wrapping ErrDropped and ctx.Err() (counted as a "queue_full" drop, as a wait that
-// reaches EnqueueTimeout). ctx is consulted only when the queue is full.
+// reaches EnqueueTimeout). When ctx carries a hook.Completion (a Dispatcher in Sync mode), an
+// accepted v is added to it and its outcome reported to it: Done(nil) once written, Done(err)
+// once failed for good or abandoned by Close.
 func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 	size := 0
 	if w.cfg.Size != nil {
@@ -325,7 +334,11 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 		return w.errClosed
 	}
 	s.free--
-	s.q.push(v, w.opts.QueueSize)
+	c := hook.CompletionFrom(ctx)
+	if c != nil {
+		c.Add()
+	}
+	s.q.push(item[T]{v, c}, w.opts.QueueSize)
 	s.bytes += size
 	s.enq++
 	signal := s.idle || (s.waitFull && w.full(s))
@@ -445,7 +458,7 @@ func (w *Writer[T]) drop(i int) { w.dropped[i].add(1, nil) }
 // the writer is closed and the queue is empty.
 func (w *Writer[T]) run(s *shard[T]) {
 	defer w.wg.Done()
-	var batch []T
+	var batch []item[T]
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -522,7 +535,7 @@ func (w *Writer[T]) take(s *shard[T]) int {
 	}
 	bytes := 0
 	for i := range k {
-		size := w.cfg.Size(s.q.at(i))
+		size := w.cfg.Size(s.q.at(i).v)
 		if i > 0 && bytes+size > w.bytes {
 			k = i
 			break
@@ -535,7 +548,7 @@ func (w *Writer[T]) take(s *shard[T]) int {
 
 // write writes items, which have had attempt-1 tries, in order and in pieces of at most
 // s.limit, and counts the outcome of each.
-func (w *Writer[T]) write(s *shard[T], items []T, attempt int) {
+func (w *Writer[T]) write(s *shard[T], items []item[T], attempt int) {
 	for len(items) > 0 {
 		n := min(len(items), s.limit)
 		w.writePiece(s, items[:n], attempt)
@@ -546,10 +559,10 @@ func (w *Writer[T]) write(s *shard[T], items []T, attempt int) {
 // writePiece writes batch until each of its items is written or has failed for good. Items
 // to retry are retried here, after a backoff, so that they go before the rest of the shard's
 // items; items to isolate are split in halves, each written (and split again) in turn.
-func (w *Writer[T]) writePiece(s *shard[T], batch []T, attempt int) {
+func (w *Writer[T]) writePiece(s *shard[T], batch []item[T], attempt int) {
 	for {
 		if w.aborted() {
-			w.fail(len(batch), fmt.Errorf("%s: close gave up before the write", w.cfg.Store))
+			w.fail(batch, fmt.Errorf("%s: close gave up before the write", w.cfg.Store))
 			return
 		}
 		timedOut, err := w.call(s, batch)
@@ -565,7 +578,7 @@ func (w *Writer[T]) writePiece(s *shard[T], batch []T, attempt int) {
 		}
 		split, retry, retryErr := w.sort(s, batch, unmarked, err)
 		if len(split) == 1 {
-			w.fail(1, err)
+			w.fail(split, err)
 		} else if len(split) > 1 {
 			mid := len(split) / 2
 			w.write(s, split[:mid], attempt)
@@ -575,7 +588,7 @@ func (w *Writer[T]) writePiece(s *shard[T], batch []T, attempt int) {
 			return
 		}
 		if max := w.opts.Retry.MaxAttempts; w.aborted() || (max > 0 && attempt >= max) {
-			w.fail(len(retry), retryErr)
+			w.fail(retry, retryErr)
 			return
 		}
 		w.retried.add(1, retryErr)
@@ -615,14 +628,14 @@ const (
 // what becomes of the unmarked ones, and returns the others in their order: those to split,
 // and those to retry with the error to report if they run out of tries. With marks it
 // reorders batch: done items first, then the others.
-func (w *Writer[T]) sort(s *shard[T], batch []T, unmarked uint8, err error) (split, retry []T, retryErr error) {
+func (w *Writer[T]) sort(s *shard[T], batch []item[T], unmarked uint8, err error) (split, retry []item[T], retryErr error) {
 	marks := s.res.marks
 	if len(marks) == 0 {
 		switch unmarked {
 		case isWritten:
-			w.succeed(len(batch))
+			w.succeed(batch)
 		case isFailed:
-			w.fail(len(batch), err)
+			w.fail(batch, err)
 		case toSplit:
 			return batch, nil, nil
 		case toRetry:
@@ -645,16 +658,21 @@ func (w *Writer[T]) sort(s *shard[T], batch []T, unmarked uint8, err error) (spl
 		}
 	}
 	var n [toRetry + 1]int
-	for _, d := range dest {
+	for i, d := range dest {
 		n[d]++
+		if c := batch[i].c; c != nil {
+			switch d {
+			case isWritten:
+				c.Done(nil)
+			case isFailed:
+				c.Done(err)
+			case isFailedMark:
+				c.Done(markErrOf(marks, i))
+			}
+		}
 	}
-	w.succeed(n[isWritten])
-	if n[isFailed] > 0 {
-		w.fail(n[isFailed], err)
-	}
-	if n[isFailedMark] > 0 {
-		w.fail(n[isFailedMark], markErr[0])
-	}
+	w.count(n[isWritten], n[isFailed], err)
+	w.count(0, n[isFailedMark], markErr[0])
 	retryErr = markErr[1]
 	if unmarked == toRetry {
 		retryErr = err
@@ -678,14 +696,47 @@ func (w *Writer[T]) sort(s *shard[T], batch []T, unmarked uint8, err error) (spl
 	return batch[done : done+n[toSplit]], batch[done+n[toSplit]:], retryErr
 }
 
-func (w *Writer[T]) succeed(n int) {
-	w.success.Add(uint64(n))
-	w.inflight.Add(-int64(n))
+// markErrOf is the error of the last failed mark of item i.
+func markErrOf(marks []mark, i int) error {
+	var err error
+	for _, m := range marks {
+		if m.i == i && !m.retry {
+			err = m.err
+		}
+	}
+	return err
 }
 
-func (w *Writer[T]) fail(n int, err error) {
-	w.failed.add(n, err)
-	w.inflight.Add(-int64(n))
+// succeed counts items as written and reports them to their Completions.
+func (w *Writer[T]) succeed(items []item[T]) {
+	for _, it := range items {
+		if it.c != nil {
+			it.c.Done(nil)
+		}
+	}
+	w.count(len(items), 0, nil)
+}
+
+// fail counts items as failed for good with err and reports them to their Completions.
+func (w *Writer[T]) fail(items []item[T], err error) {
+	for _, it := range items {
+		if it.c != nil {
+			it.c.Done(err)
+		}
+	}
+	w.count(0, len(items), err)
+}
+
+// count counts written written items and failed failed ones (the last with err), which
+// leave the flushes in progress.
+func (w *Writer[T]) count(written, failed int, err error) {
+	if written > 0 {
+		w.success.Add(uint64(written))
+	}
+	if failed > 0 {
+		w.failed.add(failed, err)
+	}
+	w.inflight.Add(-int64(written + failed))
 }
 
 func (w *Writer[T]) aborted() bool {
@@ -708,11 +759,18 @@ func (e *panicError) Error() string { return e.msg }
 
 // call runs Flush on batch within the query timeout, with s.res reset for it. timedOut says
 // that it failed once that timeout had expired.
-func (w *Writer[T]) call(s *shard[T], batch []T) (timedOut bool, err error) {
+func (w *Writer[T]) call(s *shard[T], batch []item[T]) (timedOut bool, err error) {
 	ctx, cancel := context.WithTimeout(w.base, w.opts.QueryTimeout)
 	defer cancel()
-	err = w.safeFlush(ctx, s, batch)
-	return err != nil && ctx.Err() == context.DeadlineExceeded, err
+	for _, it := range batch {
+		s.vals = append(s.vals, it.v)
+	}
+	err = w.safeFlush(ctx, s, s.vals)
+	clear(s.vals) // keep no reference to what was written
+	s.vals = s.vals[:0]
+	// The deadline, not only ctx.Err(): the timer that sets it may not have run yet.
+	dl, _ := ctx.Deadline()
+	return err != nil && (ctx.Err() == context.DeadlineExceeded || !time.Now().Before(dl)), err
 }
 
 // safeFlush calls Flush, turning a panic into an error (and dropping the marks of a Flush
@@ -881,9 +939,15 @@ func (w *Writer[T]) flushLogs() {
 // then the flushes in progress are told to stop.
 func (w *Writer[T]) giveUp(ctx context.Context) error {
 	abandoned := 0
+	errAbandoned := fmt.Errorf("%s: close gave up before the write: %w", w.cfg.Store, ctx.Err())
 	for _, s := range w.shards {
 		s.mu.Lock()
 		k := s.q.n
+		for i := range k {
+			if c := s.q.at(i).c; c != nil {
+				c.Done(errAbandoned)
+			}
+		}
 		s.q.discard()
 		s.bytes = 0
 		s.free += k

@@ -567,6 +567,10 @@ func TestWriterShrinksSlowBatches(t *testing.T) {
 			case <-ctx.Done():
 				return fmt.Errorf("insert %d rows: %w", len(batch), ctx.Err())
 			}
+			// On a loaded machine both may be ready: the deadline decides, not the select.
+			if dl, ok := ctx.Deadline(); ok && time.Now().After(dl) {
+				return fmt.Errorf("insert %d rows: %w", len(batch), context.DeadlineExceeded)
+			}
 		}
 		return m.flush(ctx, batch, res)
 	}
@@ -1247,5 +1251,81 @@ func TestWriterCloseEmptyWithDoneContext(t *testing.T) {
 	// Nothing is left to write, so a done ctx is no failure.
 	if err := w.Close(ctx); err != nil {
 		t.Fatalf("Close of an empty writer with a done ctx = %v", err)
+	}
+}
+
+// Items enqueued with a hook.Completion in their context report their outcome to it: the
+// written ones nil, a failed one its error, and those a Close abandons an error too.
+func TestWriterReportsCompletion(t *testing.T) {
+	ctx := context.Background()
+	bad := errors.New("bad item")
+	m := &memStore{}
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{BatchInterval: time.Hour},
+		Key:     itemKey,
+		Flush: func(ctx context.Context, batch []item, res *backend.BatchResult) error {
+			for i, it := range batch {
+				if it.seq == 3 {
+					res.Fail(i, bad)
+				}
+			}
+			return m.flush(ctx, batch, res)
+		},
+	})
+	var cs []*hook.Completion
+	for _, it := range seqItems("c", 6) {
+		c := hook.NewCompletion()
+		cs = append(cs, c)
+		if err := w.EnqueueContext(hook.WithCompletion(ctx, c), it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, w)
+	for i, c := range cs {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.Wait(wctx)
+		cancel()
+		if want := error(nil); i == 3 {
+			if !errors.Is(err, bad) {
+				t.Errorf("item 3: Wait %v, want %v", err, bad)
+			}
+		} else if err != want {
+			t.Errorf("item %d: Wait %v, want nil", i, err)
+		}
+	}
+
+	// A Close that gives up: the Completions of the item in its flush and of the items still
+	// queued hear of it.
+	flushing := make(chan struct{}, 1)
+	stuck := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{BatchSize: 1, QueryTimeout: time.Minute},
+		Flush: func(ctx context.Context, batch []item, res *backend.BatchResult) error {
+			flushing <- struct{}{}
+			<-ctx.Done()
+			return ctx.Err()
+		},
+	})
+	inFlush, queued := hook.NewCompletion(), hook.NewCompletion()
+	if err := stuck.EnqueueContext(hook.WithCompletion(ctx, inFlush), item{"c", 0}); err != nil {
+		t.Fatal(err)
+	}
+	<-flushing
+	for _, it := range seqItems("c", 3) {
+		if err := stuck.EnqueueContext(hook.WithCompletion(ctx, queued), it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := stuck.Close(closeCtx); err == nil {
+		t.Fatal("Close of a writer whose Flush never returns: nil error")
+	}
+	for what, c := range map[string]*hook.Completion{"in the flush": inFlush, "queued": queued} {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := c.Wait(wctx)
+		if err == nil || wctx.Err() != nil {
+			t.Errorf("Wait for the items %s after Close gave up: %v, want the writes' failure", what, err)
+		}
+		cancel()
 	}
 }

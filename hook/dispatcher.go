@@ -31,6 +31,9 @@ type DispatcherOptions struct {
 	IDs *IDGenerator
 	// Node is the broker's node name, for the default IDs.
 	Node string
+	// Durability says when the write calls return: Async (the zero value) once the stores
+	// have queued the event, Sync once they have stored it (see Durability).
+	Durability Durability
 }
 
 // ActionError is the failure of one rule's action for an event. Dispatch joins them (with
@@ -61,6 +64,7 @@ type Dispatcher struct {
 	lookupTimeout time.Duration
 	ids           *IDGenerator
 	node          string
+	durability    Durability
 
 	mu       sync.Mutex // serialises Register and Close
 	backends []namedBackend
@@ -96,7 +100,7 @@ type pointRules struct {
 
 // NewDispatcher returns a Dispatcher with no backends.
 func NewDispatcher(opts DispatcherOptions) *Dispatcher {
-	d := &Dispatcher{log: opts.Logger, lookupTimeout: opts.LookupTimeout, ids: opts.IDs, node: opts.Node}
+	d := &Dispatcher{log: opts.Logger, lookupTimeout: opts.LookupTimeout, ids: opts.IDs, node: opts.Node, durability: opts.Durability}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -307,6 +311,8 @@ func (d *Dispatcher) run(ctx context.Context, e Event, all, filtered []*entry) (
 	slices.SortFunc(filtered, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
 	var errs []error
 	var lookups []*entry
+	var stored *Completion // Sync: the writes' outcomes
+	wctx := ctx
 	for i, j := 0, 0; i < len(all) || j < len(filtered); {
 		var en *entry
 		if j == len(filtered) || i < len(all) && all[i].seq < filtered[j].seq {
@@ -316,8 +322,19 @@ func (d *Dispatcher) run(ctx context.Context, e Event, all, filtered []*entry) (
 		}
 		if en.lookup != nil {
 			lookups = append(lookups, en)
-		} else if err := en.write.Write(ctx, e); err != nil {
+			continue
+		}
+		if d.durability == Sync && stored == nil {
+			stored = NewCompletion()
+			wctx = WithCompletion(ctx, stored)
+		}
+		if err := en.write.Write(wctx, e); err != nil {
 			errs = append(errs, en.fail(err))
+		}
+	}
+	if stored != nil {
+		if err := stored.Wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("hook: %v not stored: %w", e.Point(), err))
 		}
 	}
 	if len(lookups) == 0 {

@@ -60,7 +60,7 @@ type Store struct {
 	v         variant
 
 	mu   sync.Mutex // guards the fields up to stop
-	q    []op
+	q    []queued
 	enq  uint64 // writes ever queued
 	done uint64 // writes applied, failed or discarded: always a prefix of enq
 	// flushWant is the enq a Flush waits for (read only by the bugs that hold writes).
@@ -83,6 +83,22 @@ type Store struct {
 
 // op is one queued write, applied with the Namespace locked. An error counts it as failed.
 type op func(t *tx) error
+
+// queued is an op in the queue, and the Completion of the hook call that made it (nil if
+// none), told its outcome.
+type queued struct {
+	apply op
+	c     *hook.Completion
+}
+
+// discard reports the outcome of writes that will never be applied.
+func discard(qs []queued, err error) {
+	for _, q := range qs {
+		if q.c != nil {
+			q.c.Done(err)
+		}
+	}
+}
 
 // New returns a Store. It fails, with an error wrapping hook.ErrConfig, on a function name
 // that is not a built-in function or a negative size.
@@ -134,6 +150,8 @@ var (
 	errClosed = fmt.Errorf("memstore: %w", hook.ErrClosed)
 	// errDroppedClosed is what Write returns after Close.
 	errDroppedClosed = fmt.Errorf("memstore: write: store %w: %w", hook.ErrClosed, hook.ErrDropped)
+	// errDiscarded is the outcome of a queued write that Close discarded.
+	errDiscarded = fmt.Errorf("memstore: close gave up before the write: %w", hook.ErrDropped)
 )
 
 // enqueue queues o. When the queue is full it waits for room until ctx is done.
@@ -166,7 +184,13 @@ func (s *Store) enqueue(ctx context.Context, o op) error {
 		}
 		s.mu.Lock()
 	}
-	s.q = append(s.q, o)
+	c := hook.CompletionFrom(ctx)
+	if c != nil && s.v.bug != bugSyncNotStored {
+		c.Add()
+	} else {
+		c = nil
+	}
+	s.q = append(s.q, queued{o, c})
 	s.enq++
 	s.mu.Unlock()
 	select {
@@ -190,6 +214,7 @@ func (s *Store) run() {
 		if len(s.q) == 0 || s.abort {
 			if n := len(s.q); n > 0 {
 				s.droppedClosed.Add(uint64(n))
+				discard(s.q, errDiscarded)
 				s.q = nil
 				s.advance(n)
 			}
@@ -216,11 +241,11 @@ func (s *Store) run() {
 }
 
 // holds reports whether the applier keeps the queue for now: only the bugs about queued
-// writes do (close-drops-queue, drops-when-busy), applying writes when a Flush asks for them,
+// writes do (close-drops-queue, drops-when-busy, sync-not-stored), applying writes when a Flush asks for them,
 // so that the writes made since the last Flush are surely still queued when the bug strikes,
 // however fast the applier would have been. s.mu is held.
 func (s *Store) holds() bool {
-	return (s.v.bug == bugCloseDropsQueue || s.v.bug == bugDropsWhenBusy) && s.done >= s.flushWant
+	return (s.v.bug == bugCloseDropsQueue || s.v.bug == bugDropsWhenBusy || s.v.bug == bugSyncNotStored) && s.done >= s.flushWant
 }
 
 // advance records n more writes done and wakes the Flush calls waiting. s.mu is held.
@@ -251,7 +276,7 @@ func (t *tx) nextKey() uint64 {
 	return t.ns.seq
 }
 
-func (s *Store) apply(batch []op) {
+func (s *Store) apply(batch []queued) {
 	ns := s.ns
 	t := &tx{s: s, ns: ns, now: time.Now()}
 	switch s.v.bug {
@@ -274,11 +299,15 @@ func (s *Store) apply(batch []op) {
 	}
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	for _, o := range batch {
-		if err := o(t); err != nil {
+	for _, q := range batch {
+		err := q.apply(t)
+		if err != nil {
 			s.failed.Add(1)
 		} else {
 			s.success.Add(1)
+		}
+		if q.c != nil {
+			q.c.Done(err)
 		}
 	}
 }

@@ -177,6 +177,7 @@ var bugs = map[bug]string{
 	bugBinaryDroppedSilently:      "a text-only store drops binary payloads without counting them",
 	bugWildcardFetchEmpty:         "a store without wildcard fetches answers them with nothing instead of an error",
 	bugWildcardRetainedEmpty:      "a store without wildcard retained lookups answers them with nothing instead of an error",
+	bugSyncNotStored:              "writes do not report their outcome to the hook.Completion of a Sync dispatch",
 }
 
 // TestSuiteCatchesBugs runs the suite against each deliberately broken Store in a
@@ -225,6 +226,7 @@ func TestSuiteCatchesBugs(t *testing.T) {
 		{"sql", bugPrepareAppliesExpiry, []string{"Registration/FailedRegistrationLeavesNoTrace"}, []string{fetch + "ExpiredTime"}},
 		{"full", bugKeysBeforeCommit, []string{fetch + "TwoWriters", pubsub + "TwoWriters"}, []string{fetch + "ConcurrentPublishFetchAck"}},
 		{"full", bugTrimsSpace, []string{fetch + "SpecialCharactersStoredVerbatim"}, []string{fetch + "OldestFirst"}},
+		{"full", bugSyncNotStored, []string{"SyncDurability"}, []string{fetch + "OldestFirst"}},
 
 		{"sink", bugSinkSkipsQoS0, []string{"Sink/EveryQoSStored"}, []string{"Prepare/ListedFunctionsGiveTheirActionKind"}},
 		{"sink", bugDropsWhenBusy, []string{"Sink/ManyConcurrent", "Sink/CloseDrains"}, []string{"Sink/EveryQoSStored"}},

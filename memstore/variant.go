@@ -51,4 +51,5 @@ const (
 	bugRefusesEmptyPayload   bug = "refuses-empty-payload"
 	bugWildcardFetchEmpty    bug = "wildcard-fetch-empty"
 	bugWildcardRetainedEmpty bug = "wildcard-retained-empty"
+	bugSyncNotStored         bug = "sync-not-stored"
 )

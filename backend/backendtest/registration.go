@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,6 +71,64 @@ func (s *suite) testRegistration(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
+}
+
+// testSyncDurability checks hook.Sync through a Dispatcher: a publish that returns has been
+// stored, so a fetch right after it, with no Flush, finds it. A store built on
+// backend.Writer passes with no code of its own; a store with its own queue must report each
+// write's outcome to the hook.Completion in the Write context.
+func (s *suite) testSyncDurability(t *testing.T) {
+	if s.h.Features.Sink {
+		t.Skip("Features.Sink: a sink is read back through its database's queries, which may make a point searchable later than they acknowledge it")
+	}
+	fetchFn := s.anyFetch()
+	if fetchFn == "" {
+		t.Skip("the store lists no fetch function to read its messages back with")
+	}
+	e := s.open(t)
+	const tp, n = "sync/t", 20
+	onTopic := func(r *hook.Rule) { r.Topic = tp }
+	store := e.rule(hook.MessagePublish, hook.RuleAction{Function: s.storeFunction()}, onTopic)
+	fetch := e.rule(hook.SessionSubscribed, hook.RuleAction{Function: fetchFn}, onTopic)
+	d := hook.NewDispatcher(hook.DispatcherOptions{Node: testNode, IDs: s.ids, Durability: hook.Sync})
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := d.Register(ctx, "backendtest-sync", e.b, *store, *fetch); err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	// Concurrent publishers, as a broker's clients: their writes share batches.
+	msgs := make([]*hook.Message, n)
+	for i := range msgs {
+		msgs[i] = e.msg(tp, 1, fmt.Sprint("sync ", i))
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, m := range msgs {
+		wg.Go(func() { _, errs[i] = d.Dispatch(ctx, &hook.PublishEvent{Message: m}) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("Dispatch(message.publish) with hook.Sync: %v", err)
+	}
+	// No Flush: Sync promised they are stored.
+	res, err := d.Dispatch(ctx, &hook.SubscribedEvent{ClientID: "sync-sub", Username: "user-sync-sub", Topic: tp, QoS: 1})
+	if err != nil {
+		t.Fatalf("Dispatch(session.subscribed): %v", err)
+	}
+	got := map[string]bool{}
+	for _, m := range res.Offline {
+		got[m.ID] = true
+	}
+	missing := 0
+	for _, m := range msgs {
+		if !got[m.ID] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d messages missing from a fetch right after their hook.Sync publishes returned (no Flush)", missing, n)
+	}
+	e.checkNoFailures()
 }
 
 // refusedRule returns a rule the store's Prepare refuses: one with a function it does not

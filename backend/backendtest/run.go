@@ -94,6 +94,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Retained", s.testRetained)
 	t.Run("CustomActions", s.testCustomActions)
 	t.Run("Registration", s.testRegistration)
+	t.Run("SyncDurability", s.testSyncDurability)
 	t.Run("Restart", s.testRestart)
 	t.Run("Sink", s.testSink)
 }
