@@ -341,7 +341,12 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 	s.q.push(item[T]{v, c}, w.opts.QueueSize)
 	s.bytes += size
 	s.enq++
-	signal := s.idle || (s.waitFull && w.full(s))
+	if c != nil {
+		// Its caller waits for it: no waiting for a batch to fill. The writes that queue
+		// while this flush runs make the next batch (group commit).
+		s.want = max(s.want, s.enq)
+	}
+	signal := s.idle || (s.waitFull && (w.full(s) || c != nil))
 	if signal {
 		s.idle, s.waitFull = false, false
 	}
