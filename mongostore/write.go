@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,10 +184,24 @@ func (s *Store) acquire(ctx context.Context) error {
 			Owner string    `bson:"owner"`
 			Until time.Time `bson:"until"`
 		}
-		if err := s.lock.FindOne(ctx, bson.D{{Key: "_id", Value: ColMsg}}).Decode(&cur); err == nil && time.Now().After(cur.Until) {
-			s.opts.Logger.Warn("taking over an expired mqtt_msg lock (a writer died holding it?)", "store", "mongostore", "owner", cur.Owner, "until", cur.Until)
-			_, _ = s.lock.DeleteOne(ctx, bson.D{{Key: "_id", Value: ColMsg}, {Key: "owner", Value: cur.Owner}})
-			continue
+		if err := s.lock.FindOne(ctx, bson.D{{Key: "_id", Value: ColMsg}}).Decode(&cur); err == nil {
+			switch {
+			case strings.HasPrefix(cur.Owner, s.owner+"-"):
+				// This store's own lock, which it does not hold: taken by an insert whose
+				// answer was lost, or left by a release that failed (the server was
+				// unreachable). Its flushes take the lock one at a time (one ordered
+				// stream), so nothing uses it: take it back at once rather than wait for
+				// its lease.
+				s.opts.Logger.Debug("taking back a lost mqtt_msg lock of this store", "store", "mongostore", "owner", cur.Owner)
+				if _, err := s.lock.DeleteOne(ctx, bson.D{{Key: "_id", Value: ColMsg}, {Key: "owner", Value: cur.Owner}}); err != nil {
+					return fmt.Errorf("lock %s: %w", ColMsg, err)
+				}
+				continue
+			case time.Now().After(cur.Until):
+				s.opts.Logger.Warn("taking over an expired mqtt_msg lock (a writer died holding it?)", "store", "mongostore", "owner", cur.Owner, "until", cur.Until)
+				_, _ = s.lock.DeleteOne(ctx, bson.D{{Key: "_id", Value: ColMsg}, {Key: "owner", Value: cur.Owner}})
+				continue
+			}
 		}
 		t := time.NewTimer(time.Duration(500+rand.IntN(1500)) * time.Microsecond)
 		select {
