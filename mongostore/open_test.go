@@ -47,6 +47,15 @@ func TestConfigFromPool(t *testing.T) {
 	if c, err := ConfigFromPool(dsn); err != nil || c.URI != dsn.DSN || c.Database != "other" {
 		t.Errorf("DSN: %+v, %v", c, err)
 	}
+	// The broker's -store mongo -dsn keeps the default pool (database = mqtt): a database the
+	// URI names wins, else the pool's.
+	dsn = pool("database", "mqtt")
+	for uri, want := range map[string]string{"mongodb://h/other?x=1": "other", "mongodb://h/": "mqtt", "mongodb://h": "mqtt"} {
+		dsn.DSN = uri
+		if c, err := ConfigFromPool(dsn); err != nil || c.Database != want {
+			t.Errorf("DSN %s over a pool with database mqtt: database %q (%v), want %q", uri, c.Database, err, want)
+		}
+	}
 	for _, bad := range [][]string{
 		{"server", "h", "type", "cluster"},
 		{"server", "h", "type", "rs"},
