@@ -12,11 +12,11 @@
 //
 // Prepare accepts the built-in functions in Functions (the spec's Mongo rule list):
 //
-//	on_client_connected      upsert mqtt_client {clientid}: state 1, node, online_at, offline_at null
-//	on_client_disconnected   upsert mqtt_client {clientid}: state 0, node, offline_at
+//	on_client_connected      upsert mqtt_client {_id: clientid}: state 1, node, online_at, offline_at null
+//	on_client_disconnected   upsert mqtt_client {_id: clientid}: state 0, node, offline_at
 //	on_subscribe_lookup      the client's mqtt_sub documents (also on_subscription_lookup)
 //	on_message_publish       insert into mqtt_msg if QoS > 0 (on_message_store: any QoS)
-//	on_message_retain        retain flag and a payload: upsert mqtt_retain {topic}
+//	on_message_retain        retain flag and a payload: upsert mqtt_retain {_id: topic}
 //	on_retain_delete         retain flag and an empty payload: delete it
 //	on_retain_lookup         mqtt_retain documents whose topic the subscribed filter matches
 //	on_message_fetch         mqtt_msg documents on matching topics with an _id above the
@@ -39,10 +39,14 @@
 // documents by _id ("<len(clientid)>:<clientid>/<topic>", besides the spec's clientid and
 // topic fields), so that moving a position is a primary-key upsert (FerretDB scans the
 // collection for any other filter); a fetch takes the greater of that and a position EMQX
-// wrote with an ObjectId. mqtt_retain: {topic, msgid,
-// sender, node, qos, payload, arrived}. mqtt_client: {clientid, state: 0|1, node, online_at,
-// offline_at}; mqtt_sub: {clientid, topic, qos}. Times are BSON dates (EMQX wrote Unix
-// seconds, which the store reads too, as it reads qos and retain stored as other numbers).
+// wrote with an ObjectId. mqtt_retain: {_id: topic, topic, msgid, sender, node, qos, payload,
+// arrived}. mqtt_client: {_id: clientid, clientid, state: 0|1, node, online_at, offline_at}:
+// keyed by _id for the same reason, and so that two brokers upserting one client or topic at
+// once cannot make two documents where upserts are not atomic (FerretDB); a document EMQX
+// wrote (ObjectId _id, found through the unique clientid or topic index as a duplicate key)
+// is updated by its field instead. mqtt_sub: {clientid, topic, qos}. Times are BSON dates
+// (EMQX wrote Unix seconds, which the store reads too, as it reads qos and retain stored as
+// other numbers).
 //
 // A payload that is valid UTF-8 is a string, any other (NUL bytes are fine in a string) a
 // binary of subtype 0: byte for byte either way. With "payload_format": "mongo_json" on a
@@ -66,8 +70,9 @@
 // Writes are idempotent: a message whose msgid is already stored (duplicate key 11000 on the
 // unique msgid index: a batch written again after an unknown outcome) is success for that
 // document, never a failure of its batch; upserts and deletes are by key. Per-document errors
-// are marked on the document: a transient one or a duplicate key on an upsert (two upserts
-// racing) is retried, any other fails that document alone. Network errors, timeouts,
+// are marked on the document: a transient one is retried, a duplicate key on an upsert by _id
+// (two upserts racing, or a document EMQX keyed otherwise) becomes an update by clientid or
+// topic, any other fails that document alone. Network errors, timeouts,
 // not-primary and shutdown codes, and errors labelled RetryableWriteError retry the batch.
 //
 // # Several brokers on one database
@@ -106,10 +111,11 @@
 // EnsureSchema (or Config.EnsureSchema) creates what is missing and changes nothing else: the
 // collections, the spec's indexes (mqtt_client {clientid, node}, mqtt_msg {sender, topic},
 // mqtt_retain {topic}, made unique) and the store's: unique mqtt_msg {msgid} for idempotent
-// writes, mqtt_msg {topic, _id} for fetches, unique {clientid} of mqtt_client and {clientid,
-// topic} of mqtt_sub, so that concurrent upserts cannot create twins, and mqtt_acked
-// {clientid, topic}; and the collections mqtt_seq (seeded after the greatest numeric _id of an existing mqtt_msg) and
-// mqtt_lock. An index that conflicts with an existing one, or a unique index the data
+// writes, mqtt_msg {topic, _id} for fetches, unique {clientid} of mqtt_client (so that a
+// document EMQX wrote and the store's _id-keyed one cannot both be there) and {clientid,
+// topic} of mqtt_sub (so that concurrent upserts cannot create twins), and mqtt_acked
+// {clientid, topic}; and the collections mqtt_seq (seeded after the greatest numeric _id of
+// an existing mqtt_msg) and mqtt_lock. An index that conflicts with an existing one, or a unique index the data
 // violates, is logged and left out, so an existing EMQX database stays usable.
 //
 // # Expiry
@@ -135,9 +141,9 @@
 //   - Bulk writes: one command updating a hundred or more existing documents was seen to
 //     stall past any timeout, and upserts by a filter other than _id scan the collection
 //     (1,000 positions by {clientid, topic} took over 20 s): acks are folded to one update per
-//     position, positions are upserted by _id, and bulk writes go in commands of 50.
-//     Client states (by clientid) and retained messages (by topic) are still upserted by
-//     field, so they slow down as those collections grow, on FerretDB only.
+//     position, positions, client states and retained messages are upserted by _id, and bulk
+//     writes go in commands of 50. Lookups of a client state or a retained topic are by field
+//     (so that EMQX's documents are found), and scan on FerretDB.
 //
 // # Concurrency
 //

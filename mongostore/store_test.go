@@ -2,6 +2,8 @@ package mongostore
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,6 +118,29 @@ func TestExistingEMQXDatabase(t *testing.T) {
 	if err != nil || !st.Online || st.OnlineAt.Unix() != 1482976411 || st.Node != "emqx@127.0.0.1" {
 		t.Errorf("client state: %+v, %v", st, err)
 	}
+	// EMQX's mqtt_client and mqtt_retain documents (ObjectId _ids, unique clientid and topic
+	// indexes) are updated in place: the store's upserts by _id fall back to the field.
+	disc := prepareWrite(t, s, hook.Rule{Point: hook.ClientDisconnected, Action: hook.RuleAction{Function: hook.OnClientDisconnected}})
+	ret := prepareWrite(t, s, hook.Rule{Point: hook.MessagePublish, Action: hook.RuleAction{Function: hook.OnMessageRetain}})
+	if err := disc.Write(ctx, &hook.DisconnectedEvent{ClientID: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ret, &hook.Message{ID: "r2", Topic: "t/retain", QoS: 1, Retain: true, Payload: []byte("new retained"), Timestamp: time.Now()})
+	flush(t, s)
+	if st, err := s.ClientState(ctx, "test"); err != nil || st.Online || st.OfflineAt.IsZero() {
+		t.Errorf("client state after a disconnect: %+v, %v", st, err)
+	}
+	if rs, err := s.Retained(ctx, "t/#"); err != nil || len(rs) != 1 || string(rs[0].Payload) != "new retained" {
+		t.Errorf("retained after an update: %v, %v", rs, err)
+	}
+	for col, f := range map[string]bson.D{ColClient: {{Key: "clientid", Value: "test"}}, ColRetain: {{Key: "topic", Value: "t/retain"}}} {
+		if n, err := s.Database().Collection(col).CountDocuments(ctx, f); err != nil || n != 1 {
+			t.Errorf("%s holds %d documents for %v (%v), want 1", col, n, f, err)
+		}
+	}
+	if st := s.Stats(); st.Failed != 0 {
+		t.Errorf("stats %+v", st)
+	}
 	subs, err := s.Subscriptions(ctx, "test")
 	if err != nil || len(subs) != 1 || subs[0] != (hook.Subscription{Topic: "test_topic1", QoS: 1}) {
 		t.Errorf("subscriptions: %v, %v", subs, err)
@@ -215,5 +240,84 @@ func TestSweeper(t *testing.T) {
 	}
 	if c, _ := s.msg.CountDocuments(ctx, bson.D{}, options.Count()); c != 1 {
 		t.Errorf("%d messages left, want 1", c)
+	}
+}
+
+// TestConcurrentUpserts: two stores on one database (two brokers) write the states of the
+// same clients and the retained messages of the same topics at once, on keys neither has
+// written before: each client and each topic ends with one document, keyed by _id, even
+// without the unique indexes on clientid and topic (FerretDB's upserts are not atomic: the
+// primary key is what keeps them single), and nothing fails.
+func TestConcurrentUpserts(t *testing.T) {
+	cfg := testConfig(t)
+	stores := []*Store{openStore(t, cfg), openStore(t, cfg)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	defer func() {
+		for _, s := range stores {
+			s.Close(ctx)
+		}
+	}()
+	for col, name := range map[string]string{ColClient: "clientid_unique", ColRetain: "topic_unique"} {
+		if err := stores[0].db.Collection(col).Indexes().DropOne(ctx, name); err != nil {
+			t.Fatalf("drop index %s.%s: %v", col, name, err)
+		}
+	}
+	const keys, rounds = 20, 15
+	var wg sync.WaitGroup
+	for w, s := range stores {
+		conn := prepareWrite(t, s, hook.Rule{Point: hook.ClientConnected, Action: hook.RuleAction{Function: hook.OnClientConnected}})
+		disc := prepareWrite(t, s, hook.Rule{Point: hook.ClientDisconnected, Action: hook.RuleAction{Function: hook.OnClientDisconnected}})
+		ret := prepareWrite(t, s, hook.Rule{Point: hook.MessagePublish, Action: hook.RuleAction{Function: hook.OnMessageRetain}})
+		wg.Go(func() {
+			for r := range rounds {
+				for k := range keys {
+					c := fmt.Sprintf("c%d", k)
+					var err error
+					if r%2 == 0 {
+						err = conn.Write(ctx, &hook.ConnectedEvent{ClientID: c, Node: fmt.Sprint("n", w)})
+					} else {
+						err = disc.Write(ctx, &hook.DisconnectedEvent{ClientID: c, Node: fmt.Sprint("n", w)})
+					}
+					if err == nil {
+						err = ret.Write(ctx, &hook.PublishEvent{Message: &hook.Message{ID: fmt.Sprintf("w%d-%d-%d", w, r, k),
+							Topic: fmt.Sprintf("r/%d", k), QoS: 1, Retain: true, Payload: []byte("x"), Timestamp: time.Now()}})
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				// Both writers hit the new keys at once, and again on every round.
+				if err := s.Flush(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, s := range stores {
+		flush(t, s)
+		if st := s.Stats(); st.Failed != 0 || st.Success != 2*keys*rounds {
+			t.Errorf("stats %+v, want %d successes and no failure", st, 2*keys*rounds)
+		}
+	}
+	for col, field := range map[string]string{ColClient: "clientid", ColRetain: "topic"} {
+		var docs []bson.M
+		cur, err := stores[0].db.Collection(col).Find(ctx, bson.D{})
+		if err != nil || cur.All(ctx, &docs) != nil {
+			t.Fatalf("read %s: %v", col, err)
+		}
+		seen := map[any]int{}
+		for _, d := range docs {
+			seen[d[field]]++
+			if d["_id"] != d[field] {
+				t.Errorf("%s document %v: _id is not its %s", col, d, field)
+			}
+		}
+		if len(docs) != keys || len(seen) != keys {
+			t.Errorf("%s holds %d documents for %d keys: %v", col, len(docs), keys, seen)
+		}
 	}
 }
