@@ -136,6 +136,8 @@
 //     writes mqtt_msg and mqtt_acked; unique indexes turn a lost upsert race into a duplicate
 //     key, which the writer retries.
 //   - Transactions: not used.
+//   - Unacknowledged writes (w: 0): FerretDB answers them; w_mode = unsafe is ignored there
+//     (see "Configuration").
 //   - Secondary indexes for reads, sorting in memory: fetches scan and sort the matching
 //     documents; acceptable for a test server, not a production one.
 //   - Bulk writes: one command updating a hundred or more existing documents was seen to
@@ -144,6 +146,43 @@
 //     position, positions, client states and retained messages are upserted by _id, and bulk
 //     writes go in commands of 50. Lookups of a client state or a retained topic are by field
 //     (so that EMQX's documents are found), and scan on FerretDB.
+//
+// # Configuration
+//
+// The registry opens the store as "mongo" from an EMQX pool (ConfigFromPool): type single
+// (one server: a direct connection), unknown, sharded or rs (with rs_set_name), server (a
+// list), c_pool_size (or pool_size), database, login, password, auth_source, ssl with
+// keyfile, certfile and cacertfile, w_mode, r_mode (master; slave_ok reads from secondaries
+// where they are). A broker's -dsn URI replaces the server settings, and the database if it
+// names one. Other keys are refused with hook.ErrConfig.
+//
+// The erlang driver's topology settings are read as the pool's keys "topology.<key>"
+// (backend.mongo.pool1.topology.pool_size = 4) or the store's (PoolConfig.Settings,
+// "topology.<key>"), in milliseconds where named so: pool_size plus max_overflow is the
+// driver's MaxPoolSize, overflow_ttl its MaxConnIdleTime, local_threshold_ms,
+// connect_timeout_ms, server_selection_timeout_ms and heartbeat_frequency_ms map to the
+// settings of those names. mongo-driver v2 has no overflow_check_period, socket_timeout_ms
+// (operations are bounded by Options.QueryTimeout), wait_queue_timeout_ms (bounded by the
+// operation's context) or min_heartbeat_frequency_ms (fixed at 500ms): they are refused with
+// hook.ErrConfig naming the key unless they hold EMQX's default, which changes nothing. EMQX's
+// own file writes these keys without a pool, "backend.mongo.topology.pool_size", which
+// backend.LoadConfig files as a pool named "topology" that no rule names, so a broker passes
+// them to no store: write them under the pool.
+//
+// Whatever the timeouts, a write the server does not take while it is unreachable is
+// retried, not failed: server selection and socket timeouts, refused and reset connections
+// are transient (see "Writes"), and the writer retries without limit by default
+// (Options.Retry.MaxAttempts 0). Each try is bounded by Options.QueryTimeout, and server
+// selection by Options.ConnectTimeout unless server_selection_timeout_ms says otherwise.
+//
+// w_mode = unsafe (Config.Unacknowledged) writes messages, retained messages, acks and client
+// states unacknowledged (write concern w: 0): a flush costs a send, not a round trip, and
+// what the server refuses or loses (a duplicate key, a failover, a crash before the write is
+// journaled) is counted as written and never retried; across brokers, a message may become
+// visible after a later one was fetched and acked, and be skipped. Use it only for data that
+// may be lost. FerretDB answers unacknowledged writes, which puts the driver's reading of the
+// connection out of step (the next command gets the write's answer): on FerretDB the store
+// logs a warning and writes acknowledged (Store.Unacknowledged).
 //
 // # Concurrency
 //

@@ -1,8 +1,11 @@
 package mongostore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +14,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
+	"github.com/mqttstore/mqttstore/internal/testenv"
 )
 
 func prepareWrite(t *testing.T, s *Store, r hook.Rule) hook.WriteAction {
@@ -319,5 +324,77 @@ func TestConcurrentUpserts(t *testing.T) {
 		if len(docs) != keys || len(seen) != keys {
 			t.Errorf("%s holds %d documents for %d keys: %v", col, len(docs), keys, seen)
 		}
+	}
+}
+
+// TestUnsafeWriteMode: w_mode = unsafe (EMQX's unacknowledged writes) is accepted. On
+// MongoDB the store writes messages, retained messages, acks and client states without
+// waiting for the server: they arrive, and every write counts as a success, including one the
+// server refuses, which is what it risks: here a disconnect of a client whose document EMQX
+// wrote (ObjectId _id, unique clientid index) is refused as a duplicate key, unseen, and the
+// state stays online (safe, the store updates the document by clientid instead). FerretDB
+// answers unacknowledged writes, which would put the driver's reading of the connection out
+// of step: there the store says so in the log and writes acknowledged, so the disconnect is
+// recorded.
+func TestUnsafeWriteMode(t *testing.T) {
+	env := testenv.Mongo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var logs bytes.Buffer
+	opts := testOptions
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	b, err := backend.Open(ctx, backend.PoolConfig{Store: "mongo", Pool: backend.NewPool("pool1", map[string]string{
+		"server": strings.TrimSuffix(strings.TrimPrefix(env.URI, "mongodb://"), "/"), "database": env.Database, "w_mode": "unsafe",
+	}), Options: opts, EnsureSchema: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := b.(*Store)
+	defer s.Close(ctx)
+	ferret, err := s.answersUnacknowledged(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("server answers unacknowledged writes (FerretDB): %v; the store writes unacknowledged: %v", ferret, s.Unacknowledged())
+	if s.Unacknowledged() == ferret || ferret != strings.Contains(logs.String(), "w_mode = unsafe ignored") {
+		t.Fatalf("w_mode = unsafe on a server that answers unacknowledged writes: %v; store unacknowledged: %v; logs:\n%s", ferret, s.Unacknowledged(), logs.String())
+	}
+	if _, err := s.Database().Collection(ColClient).InsertOne(ctx, bson.D{{Key: "clientid", Value: "legacy"}, {Key: "state", Value: int32(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	pub := prepareWrite(t, s, hook.Rule{Point: hook.MessagePublish, Action: hook.RuleAction{Function: hook.OnMessagePublish}})
+	ret := prepareWrite(t, s, hook.Rule{Point: hook.MessagePublish, Action: hook.RuleAction{Function: hook.OnMessageRetain}})
+	conn := prepareWrite(t, s, hook.Rule{Point: hook.ClientConnected, Action: hook.RuleAction{Function: hook.OnClientConnected}})
+	disc := prepareWrite(t, s, hook.Rule{Point: hook.ClientDisconnected, Action: hook.RuleAction{Function: hook.OnClientDisconnected}})
+	const n = 20
+	for i := range n {
+		publish(t, pub, &hook.Message{ID: fmt.Sprint("u", i), Topic: "u/t", QoS: 1, Payload: []byte("x"), Timestamp: time.Now()})
+	}
+	publish(t, ret, &hook.Message{ID: "r", Topic: "u/r", QoS: 1, Retain: true, Payload: []byte("kept"), Timestamp: time.Now()})
+	if err := disc.Write(ctx, &hook.DisconnectedEvent{ClientID: "legacy"}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, s) // the disconnect goes before the marker below
+	if err := conn.Write(ctx, &hook.ConnectedEvent{ClientID: "marker"}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, s)
+	if st := s.Stats(); st.Success != n+3 || st.Failed != 0 {
+		t.Errorf("stats %+v: want %d successes", st, n+3)
+	}
+	// Unacknowledged, the writes are on their way when Flush returns.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		msgs, err1 := s.Database().Collection(ColMsg).CountDocuments(ctx, bson.D{})
+		rets, err2 := s.Database().Collection(ColRetain).CountDocuments(ctx, bson.D{{Key: "topic", Value: "u/r"}})
+		_, err3 := s.ClientState(ctx, "marker")
+		if err1 == nil && err2 == nil && err3 == nil && msgs == n && rets == 1 {
+			break
+		}
+		if !s.Unacknowledged() || time.Now().After(deadline) {
+			t.Fatalf("writes not all there: %d messages (%v), %d retained (%v), marker client: %v", msgs, err1, rets, err2, err3)
+		}
+	}
+	if st, err := s.ClientState(ctx, "legacy"); err != nil || st.Online != s.Unacknowledged() {
+		t.Errorf("legacy client: %+v, %v; want online only if writes are unacknowledged (its disconnect refused, unseen)", st, err)
 	}
 }

@@ -561,7 +561,7 @@ func (r *otherResult) Duplicate(i int, err error) {
 	switch {
 	case uerr != nil:
 		r.res.Retry(i, uerr)
-	case ur.MatchedCount == 0 && !r.s.cfg.Unacknowledged:
+	case ur.MatchedCount == 0 && !r.s.unack:
 		r.res.Retry(i, err)
 	}
 }
