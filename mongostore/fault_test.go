@@ -121,11 +121,8 @@ func outage(t *testing.T, mode testenv.ProxyMode, down time.Duration) {
 		ID    int64  `bson:"_id"`
 		MsgID string `bson:"msgid"`
 	}
-	cur, err := db.Collection(ColMsg).Find(rctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).
+	readAll(t, rctx, db.Collection(ColMsg), &msgs, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).
 		SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "msgid", Value: 1}}))
-	if err != nil || cur.All(rctx, &msgs) != nil {
-		t.Fatalf("read mqtt_msg: %v", err)
-	}
 	seen := map[string]int{}
 	outOfOrder, prev := 0, ""
 	for _, m := range msgs {
@@ -145,9 +142,9 @@ func outage(t *testing.T, mode testenv.ProxyMode, down time.Duration) {
 			dups++
 		}
 	}
-	t.Logf("mode %d, down %v: published %d messages, %d retained, %d client states; mqtt_msg holds %d documents "+
+	t.Logf("%s for %v: published %d messages, %d retained, %d client states; mqtt_msg holds %d documents "+
 		"(%d missing, %d duplicated, %d out of publish order); stats: success %d, failed %d, retried %d, dropped %v",
-		mode, down, n, retains, states, len(msgs), missing, dups, outOfOrder, st.Success, st.Failed, st.Retried, st.Dropped)
+		map[testenv.ProxyMode]string{testenv.Blackhole: "blackhole", testenv.Reset: "reset"}[mode], down, n, retains, states, len(msgs), missing, dups, outOfOrder, st.Success, st.Failed, st.Retried, st.Dropped)
 	if missing != 0 || dups != 0 || len(msgs) != n {
 		t.Errorf("mqtt_msg: %d documents for %d messages: %d missing, %d duplicated", len(msgs), n, missing, dups)
 	}
@@ -166,9 +163,7 @@ func outage(t *testing.T, mode testenv.ProxyMode, down time.Duration) {
 		Topic string `bson:"topic"`
 		MsgID string `bson:"msgid"`
 	}
-	if cur, err = db.Collection(ColRetain).Find(rctx, bson.D{}); err != nil || cur.All(rctx, &rets) != nil {
-		t.Fatalf("read mqtt_retain: %v", err)
-	}
+	readAll(t, rctx, db.Collection(ColRetain), &rets)
 	if len(rets) != len(lastRetain) {
 		t.Errorf("mqtt_retain holds %d documents for %d topics", len(rets), len(lastRetain))
 	}
@@ -181,9 +176,7 @@ func outage(t *testing.T, mode testenv.ProxyMode, down time.Duration) {
 		ClientID string `bson:"clientid"`
 		State    int32  `bson:"state"`
 	}
-	if cur, err = db.Collection(ColClient).Find(rctx, bson.D{}); err != nil || cur.All(rctx, &cls) != nil {
-		t.Fatalf("read mqtt_client: %v", err)
-	}
+	readAll(t, rctx, db.Collection(ColClient), &cls)
 	if len(cls) != len(lastState) {
 		t.Errorf("mqtt_client holds %d documents for %d clients", len(cls), len(lastState))
 	}
@@ -191,6 +184,18 @@ func outage(t *testing.T, mode testenv.ProxyMode, down time.Duration) {
 		if want := lastState[c.ClientID]; (c.State == 1) != want {
 			t.Errorf("mqtt_client %s: state %d, want online %v", c.ClientID, c.State, want)
 		}
+	}
+}
+
+// readAll reads every document of col into out.
+func readAll[T any](t *testing.T, ctx context.Context, col *mongo.Collection, out *[]T, opts ...options.Lister[options.FindOptions]) {
+	t.Helper()
+	cur, err := col.Find(ctx, bson.D{}, opts...)
+	if err == nil {
+		err = cur.All(ctx, out)
+	}
+	if err != nil {
+		t.Fatalf("read %s: %v", col.Name(), err)
 	}
 }
 
