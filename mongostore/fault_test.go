@@ -46,8 +46,8 @@ func outage(t *testing.T, mode testenv.ProxyMode, down time.Duration) {
 	before, after := 2*time.Second, 3*time.Second
 	n := int((before + down + after) / interval)
 	const clients, topics = 20, 50
-	lastState := map[string]bool{}    // client -> online
-	lastRetain := map[string]string{} // topic -> msgid
+	lastState := map[string]any{}  // client -> state (int32 1 online, 0 offline)
+	lastRetain := map[string]any{} // topic -> msgid
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -82,10 +82,10 @@ func outage(t *testing.T, mode testenv.ProxyMode, down time.Duration) {
 			var err error
 			if online := (i/3/clients)%2 == 0; online {
 				err = conn.Write(ctx, &hook.ConnectedEvent{ClientID: c, ConnectedAt: time.Now()})
-				lastState[c] = true
+				lastState[c] = int32(1)
 			} else {
 				err = disc.Write(ctx, &hook.DisconnectedEvent{ClientID: c, DisconnectedAt: time.Now()})
-				lastState[c] = false
+				lastState[c] = int32(0)
 			}
 			if err != nil {
 				t.Fatalf("client state %d: %v", i, err)
@@ -159,30 +159,20 @@ func outage(t *testing.T, mode testenv.ProxyMode, down time.Duration) {
 		t.Errorf("stats %+v: no retry: the outage was not seen", st)
 	}
 
-	var rets []struct {
-		Topic string `bson:"topic"`
-		MsgID string `bson:"msgid"`
-	}
-	readAll(t, rctx, db.Collection(ColRetain), &rets)
-	if len(rets) != len(lastRetain) {
-		t.Errorf("mqtt_retain holds %d documents for %d topics", len(rets), len(lastRetain))
-	}
-	for _, r := range rets {
-		if lastRetain[r.Topic] != r.MsgID {
-			t.Errorf("mqtt_retain %s: message %s, want the last one, %s", r.Topic, r.MsgID, lastRetain[r.Topic])
+	// One document per key, holding the last write of the key.
+	for col, want := range map[string]struct {
+		key, field string
+		last       map[string]any
+	}{ColRetain: {"topic", "msgid", lastRetain}, ColClient: {"clientid", "state", lastState}} {
+		var docs []bson.M
+		readAll(t, rctx, db.Collection(col), &docs)
+		if len(docs) != len(want.last) {
+			t.Errorf("%s holds %d documents for %d keys", col, len(docs), len(want.last))
 		}
-	}
-	var cls []struct {
-		ClientID string `bson:"clientid"`
-		State    int32  `bson:"state"`
-	}
-	readAll(t, rctx, db.Collection(ColClient), &cls)
-	if len(cls) != len(lastState) {
-		t.Errorf("mqtt_client holds %d documents for %d clients", len(cls), len(lastState))
-	}
-	for _, c := range cls {
-		if want := lastState[c.ClientID]; (c.State == 1) != want {
-			t.Errorf("mqtt_client %s: state %d, want online %v", c.ClientID, c.State, want)
+		for _, d := range docs {
+			if k, _ := d[want.key].(string); d[want.field] != want.last[k] {
+				t.Errorf("%s %s: %s %v, want the last one, %v", col, k, want.field, d[want.field], want.last[k])
+			}
 		}
 	}
 }
