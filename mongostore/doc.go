@@ -12,11 +12,11 @@
 //
 // Prepare accepts the built-in functions in Functions (the spec's Mongo rule list):
 //
-//	on_client_connected      upsert mqtt_client {clientid}: state 1, node, online_at, offline_at null
-//	on_client_disconnected   upsert mqtt_client {clientid}: state 0, node, offline_at
+//	on_client_connected      upsert mqtt_client {_id: clientid}: state 1, node, online_at, offline_at null
+//	on_client_disconnected   upsert mqtt_client {_id: clientid}: state 0, node, offline_at
 //	on_subscribe_lookup      the client's mqtt_sub documents (also on_subscription_lookup)
 //	on_message_publish       insert into mqtt_msg if QoS > 0 (on_message_store: any QoS)
-//	on_message_retain        retain flag and a payload: upsert mqtt_retain {topic}
+//	on_message_retain        retain flag and a payload: upsert mqtt_retain {_id: topic}
 //	on_retain_delete         retain flag and an empty payload: delete it
 //	on_retain_lookup         mqtt_retain documents whose topic the subscribed filter matches
 //	on_message_fetch         mqtt_msg documents on matching topics with an _id above the
@@ -39,10 +39,14 @@
 // documents by _id ("<len(clientid)>:<clientid>/<topic>", besides the spec's clientid and
 // topic fields), so that moving a position is a primary-key upsert (FerretDB scans the
 // collection for any other filter); a fetch takes the greater of that and a position EMQX
-// wrote with an ObjectId. mqtt_retain: {topic, msgid,
-// sender, node, qos, payload, arrived}. mqtt_client: {clientid, state: 0|1, node, online_at,
-// offline_at}; mqtt_sub: {clientid, topic, qos}. Times are BSON dates (EMQX wrote Unix
-// seconds, which the store reads too, as it reads qos and retain stored as other numbers).
+// wrote with an ObjectId. mqtt_retain: {_id: topic, topic, msgid, sender, node, qos, payload,
+// arrived}. mqtt_client: {_id: clientid, clientid, state: 0|1, node, online_at, offline_at}:
+// keyed by _id for the same reason, and so that two brokers upserting one client or topic at
+// once cannot make two documents where upserts are not atomic (FerretDB); a document EMQX
+// wrote (ObjectId _id, found through the unique clientid or topic index as a duplicate key)
+// is updated by its field instead. mqtt_sub: {clientid, topic, qos}. Times are BSON dates
+// (EMQX wrote Unix seconds, which the store reads too, as it reads qos and retain stored as
+// other numbers).
 //
 // A payload that is valid UTF-8 is a string, any other (NUL bytes are fine in a string) a
 // binary of subtype 0: byte for byte either way. With "payload_format": "mongo_json" on a
@@ -66,8 +70,9 @@
 // Writes are idempotent: a message whose msgid is already stored (duplicate key 11000 on the
 // unique msgid index: a batch written again after an unknown outcome) is success for that
 // document, never a failure of its batch; upserts and deletes are by key. Per-document errors
-// are marked on the document: a transient one or a duplicate key on an upsert (two upserts
-// racing) is retried, any other fails that document alone. Network errors, timeouts,
+// are marked on the document: a transient one is retried, a duplicate key on an upsert by _id
+// (two upserts racing, or a document EMQX keyed otherwise) becomes an update by clientid or
+// topic, any other fails that document alone. Network errors, timeouts,
 // not-primary and shutdown codes, and errors labelled RetryableWriteError retry the batch.
 //
 // # Several brokers on one database
@@ -106,10 +111,11 @@
 // EnsureSchema (or Config.EnsureSchema) creates what is missing and changes nothing else: the
 // collections, the spec's indexes (mqtt_client {clientid, node}, mqtt_msg {sender, topic},
 // mqtt_retain {topic}, made unique) and the store's: unique mqtt_msg {msgid} for idempotent
-// writes, mqtt_msg {topic, _id} for fetches, unique {clientid} of mqtt_client and {clientid,
-// topic} of mqtt_sub, so that concurrent upserts cannot create twins, and mqtt_acked
-// {clientid, topic}; and the collections mqtt_seq (seeded after the greatest numeric _id of an existing mqtt_msg) and
-// mqtt_lock. An index that conflicts with an existing one, or a unique index the data
+// writes, mqtt_msg {topic, _id} for fetches, unique {clientid} of mqtt_client (so that a
+// document EMQX wrote and the store's _id-keyed one cannot both be there) and {clientid,
+// topic} of mqtt_sub (so that concurrent upserts cannot create twins), and mqtt_acked
+// {clientid, topic}; and the collections mqtt_seq (seeded after the greatest numeric _id of
+// an existing mqtt_msg) and mqtt_lock. An index that conflicts with an existing one, or a unique index the data
 // violates, is logged and left out, so an existing EMQX database stays usable.
 //
 // # Expiry
@@ -130,14 +136,53 @@
 //     writes mqtt_msg and mqtt_acked; unique indexes turn a lost upsert race into a duplicate
 //     key, which the writer retries.
 //   - Transactions: not used.
+//   - Unacknowledged writes (w: 0): FerretDB answers them; w_mode = unsafe is ignored there
+//     (see "Configuration").
 //   - Secondary indexes for reads, sorting in memory: fetches scan and sort the matching
 //     documents; acceptable for a test server, not a production one.
 //   - Bulk writes: one command updating a hundred or more existing documents was seen to
 //     stall past any timeout, and upserts by a filter other than _id scan the collection
 //     (1,000 positions by {clientid, topic} took over 20 s): acks are folded to one update per
-//     position, positions are upserted by _id, and bulk writes go in commands of 50.
-//     Client states (by clientid) and retained messages (by topic) are still upserted by
-//     field, so they slow down as those collections grow, on FerretDB only.
+//     position, positions, client states and retained messages are upserted by _id, and bulk
+//     writes go in commands of 50. Lookups of a client state or a retained topic are by field
+//     (so that EMQX's documents are found), and scan on FerretDB.
+//
+// # Configuration
+//
+// The registry opens the store as "mongo" from an EMQX pool (ConfigFromPool): type single
+// (one server: a direct connection), unknown, sharded or rs (with rs_set_name), server (a
+// list), c_pool_size (or pool_size), database, login, password, auth_source, ssl with
+// keyfile, certfile and cacertfile, w_mode, r_mode (master; slave_ok reads from secondaries
+// where they are). A broker's -dsn URI replaces the server settings, and the database if it
+// names one. Other keys are refused with hook.ErrConfig.
+//
+// The erlang driver's topology settings are read as the pool's keys "topology.<key>"
+// (backend.mongo.pool1.topology.pool_size = 4) or the store's (PoolConfig.Settings,
+// "topology.<key>"), in milliseconds where named so: pool_size plus max_overflow is the
+// driver's MaxPoolSize, overflow_ttl its MaxConnIdleTime, local_threshold_ms,
+// connect_timeout_ms, server_selection_timeout_ms and heartbeat_frequency_ms map to the
+// settings of those names. mongo-driver v2 has no overflow_check_period, socket_timeout_ms
+// (operations are bounded by Options.QueryTimeout), wait_queue_timeout_ms (bounded by the
+// operation's context) or min_heartbeat_frequency_ms (fixed at 500ms): they are refused with
+// hook.ErrConfig naming the key unless they hold EMQX's default, which changes nothing. EMQX's
+// own file writes these keys without a pool, "backend.mongo.topology.pool_size", which
+// backend.LoadConfig files as a pool named "topology" that no rule names, so a broker passes
+// them to no store: write them under the pool.
+//
+// Whatever the timeouts, a write the server does not take while it is unreachable is
+// retried, not failed: server selection and socket timeouts, refused and reset connections
+// are transient (see "Writes"), and the writer retries without limit by default
+// (Options.Retry.MaxAttempts 0). Each try is bounded by Options.QueryTimeout, and server
+// selection by Options.ConnectTimeout unless server_selection_timeout_ms says otherwise.
+//
+// w_mode = unsafe (Config.Unacknowledged) writes messages, retained messages, acks and client
+// states unacknowledged (write concern w: 0): a flush costs a send, not a round trip, and
+// what the server refuses or loses (a duplicate key, a failover, a crash before the write is
+// journaled) is counted as written and never retried; across brokers, a message may become
+// visible after a later one was fetched and acked, and be skipped. Use it only for data that
+// may be lost. FerretDB answers unacknowledged writes, which puts the driver's reading of the
+// connection out of step (the next command gets the write's answer): on FerretDB the store
+// logs a warning and writes acknowledged (Store.Unacknowledged).
 //
 // # Concurrency
 //

@@ -89,7 +89,7 @@ func ConfigFromPool(pc backend.PoolConfig) (Config, error) {
 	}
 	if pc.DSN != "" {
 		cfg.URI = pc.DSN
-		if db := uriDatabase(pc.DSN); db != "" && p.String("database", "") == "" {
+		if db := uriDatabase(pc.DSN); db != "" { // the broker's -dsn names the database over the default pool's
 			cfg.Database = db
 		}
 	} else {

@@ -47,6 +47,15 @@ func TestConfigFromPool(t *testing.T) {
 	if c, err := ConfigFromPool(dsn); err != nil || c.URI != dsn.DSN || c.Database != "other" {
 		t.Errorf("DSN: %+v, %v", c, err)
 	}
+	// The broker's -store mongo -dsn keeps the default pool (database = mqtt): a database the
+	// URI names wins, else the pool's.
+	dsn = pool("database", "mqtt")
+	for uri, want := range map[string]string{"mongodb://h/other?x=1": "other", "mongodb://h/": "mqtt", "mongodb://h": "mqtt"} {
+		dsn.DSN = uri
+		if c, err := ConfigFromPool(dsn); err != nil || c.Database != want {
+			t.Errorf("DSN %s over a pool with database mqtt: database %q (%v), want %q", uri, c.Database, err, want)
+		}
+	}
 	for _, bad := range [][]string{
 		{"server", "h", "type", "cluster"},
 		{"server", "h", "type", "rs"},
@@ -136,5 +145,65 @@ func TestRegistry(t *testing.T) {
 	}
 	if got := b.(*Store).cfg.Database; got != env.Database {
 		t.Errorf("database %q, want %q (from the DSN)", got, env.Database)
+	}
+}
+
+// TestTopologyKeys: the driver settings EMQX writes under "topology" reach the driver from
+// a pool ("backend.mongo.pool1.topology.<key>", which LoadConfig files as the pool's key
+// "topology.<key>") or from the store's settings (PoolConfig.Settings "topology.<key>");
+// settings mongo-driver v2 lacks are refused, naming the key, unless they hold EMQX's
+// default. EMQX's own file writes them "backend.mongo.topology.<key>", which LoadConfig files
+// as a pool named "topology" that no rule names: a broker does not pass it to the store
+// (see the package doc, "Configuration").
+func TestTopologyKeys(t *testing.T) {
+	const conf = `
+backend.mongo.pool1.server = 127.0.0.1:27017
+backend.mongo.pool1.topology.pool_size = 4
+backend.mongo.pool1.topology.max_overflow = 2
+backend.mongo.pool1.topology.overflow_ttl = 1000
+backend.mongo.pool1.topology.overflow_check_period = 1000
+backend.mongo.pool1.topology.local_threshold_ms = 1000
+backend.mongo.pool1.topology.connect_timeout_ms = 20000
+backend.mongo.pool1.topology.socket_timeout_ms = 100
+backend.mongo.pool1.topology.server_selection_timeout_ms = 30000
+backend.mongo.pool1.topology.wait_queue_timeout_ms = 1000
+backend.mongo.pool1.topology.heartbeat_frequency_ms = 10000
+backend.mongo.pool1.topology.min_heartbeat_frequency_ms = 1000
+backend.mongo.topology.pool_size = 1
+backend.mongo.hook.client.connected.1 = {"action": {"function": "on_client_connected"}, "pool": "pool1"}
+`
+	bc, err := backend.LoadConfig(strings.NewReader(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bc.Stores["mongo"]
+	if v, _ := sc.Pools["topology"].Lookup("pool_size"); v != "1" {
+		t.Errorf("LoadConfig: backend.mongo.topology.pool_size is not the pool topology's pool_size (%v): update the doc", sc.Pools)
+	}
+	cfg, err := ConfigFromPool(backend.PoolConfig{Store: "mongo", Pool: sc.Pools["pool1"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	co := cfg.ClientOptions
+	if *co.MaxPoolSize != 6 || *co.MaxConnIdleTime != time.Second || *co.LocalThreshold != time.Second ||
+		*co.ConnectTimeout != 20*time.Second || *co.ServerSelectionTimeout != 30*time.Second || *co.HeartbeatInterval != 10*time.Second {
+		t.Errorf("client options from the pool: %+v", co)
+	}
+	// The store's settings, where a loader files backend.mongo.topology.<key> as the store's.
+	st := backend.NewPool("", map[string]string{"topology.pool_size": "3", "topology.connect_timeout_ms": "1500"}).Settings
+	cfg, err = ConfigFromPool(backend.PoolConfig{Store: "mongo", Pool: backend.NewPool("pool1", map[string]string{"server": "h"}), Settings: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if co := cfg.ClientOptions; *co.MaxPoolSize != 3 || *co.ConnectTimeout != 1500*time.Millisecond {
+		t.Errorf("client options from the store's settings: %+v", co)
+	}
+	for key, value := range map[string]string{"topology.socket_timeout_ms": "5000", "topology.wait_queue_timeout_ms": "0",
+		"topology.overflow_check_period": "10", "topology.min_heartbeat_frequency_ms": "500", "topology.connect_timeout_ms": "-1",
+		"topology.pool_size": "many", "topology.no_such_key": "1"} {
+		_, err := ConfigFromPool(backend.PoolConfig{Store: "mongo", Pool: backend.NewPool("pool1", map[string]string{"server": "h", key: value})})
+		if !errors.Is(err, hook.ErrConfig) || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s = %s: %v; want an ErrConfig naming the key", key, value, err)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
@@ -51,7 +52,9 @@ type Config struct {
 	// a restart, is counted as a success and never retried; and the order of mqtt_msg _ids
 	// across brokers is no longer guaranteed (a batch may not be visible yet when the next
 	// writer takes the lock), so a subscriber may skip a message. The lock and the _id
-	// counter stay acknowledged.
+	// counter stay acknowledged. On a server that answers unacknowledged writes (FerretDB,
+	// whose answers the driver would then read as those of the next commands), Open logs a
+	// warning and writes acknowledged (Store.Unacknowledged reports which).
 	Unacknowledged bool
 	// EnsureSchema makes Open create the collections and indexes that are missing.
 	EnsureSchema bool
@@ -79,6 +82,7 @@ type Store struct {
 	own                                           bool
 	db                                            *mongo.Database
 	msg, retain, acked, clientCol, sub, seq, lock *mongo.Collection
+	unack                                         bool // msg, retain, acked and clientCol write unacknowledged
 
 	w       *backend.Writer[op]
 	owner   string // this store's lock token prefix
@@ -140,13 +144,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.client, s.own = c, true
 	}
 	s.db = s.client.Database(cfg.Database)
-	var co []options.Lister[options.CollectionOptions]
-	if cfg.Unacknowledged {
-		co = append(co, options.Collection().SetWriteConcern(writeconcern.Unacknowledged()))
-	}
-	s.msg, s.retain, s.acked = s.db.Collection(ColMsg, co...), s.db.Collection(ColRetain, co...), s.db.Collection(ColAcked, co...)
-	s.clientCol, s.sub = s.db.Collection(ColClient, co...), s.db.Collection(ColSub)
-	s.seq, s.lock = s.db.Collection(ColSeq), s.db.Collection(ColLock)
+	s.collections(false)
 	s.owner = newToken()
 	s.lease = cfg.LockLease
 	if s.lease <= 0 {
@@ -211,9 +209,49 @@ func mergeClientOptions(dst, src *options.ClientOptions) {
 	}
 }
 
+// collections sets the store's collections, those it writes through unacknowledged if unack.
+func (s *Store) collections(unack bool) {
+	var co []options.Lister[options.CollectionOptions]
+	if unack {
+		co = append(co, options.Collection().SetWriteConcern(writeconcern.Unacknowledged()))
+	}
+	s.msg, s.retain, s.acked = s.db.Collection(ColMsg, co...), s.db.Collection(ColRetain, co...), s.db.Collection(ColAcked, co...)
+	s.clientCol, s.sub = s.db.Collection(ColClient, co...), s.db.Collection(ColSub)
+	s.seq, s.lock = s.db.Collection(ColSeq), s.db.Collection(ColLock)
+	s.unack = unack
+}
+
+// answersUnacknowledged reports whether the server is one known to answer unacknowledged
+// writes (OP_MSG with moreToCome), which the driver does not read: the answer is then read
+// as that of the next command on the connection, and every later answer on it is shifted
+// (a Find gets "database response does not contain a cursor", or another command's
+// documents). FerretDB 1.24 does; its buildInfo has ferretdbVersion.
+func (s *Store) answersUnacknowledged(ctx context.Context) (bool, error) {
+	ctx, cancel := s.queryContext(ctx)
+	defer cancel()
+	var bi bson.Raw
+	if err := s.client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&bi); err != nil {
+		return false, err
+	}
+	_, err := bi.LookupErr("ferretdbVersion")
+	return err == nil, nil
+}
+
 func (s *Store) start(ctx context.Context) error {
 	if err := s.Ping(ctx); err != nil {
 		return s.wrapf(err, "mongostore: open")
+	}
+	if s.cfg.Unacknowledged {
+		bad, err := s.answersUnacknowledged(ctx)
+		if err != nil {
+			return s.wrapf(err, "mongostore: open: buildInfo")
+		}
+		if bad {
+			s.opts.Logger.Warn("w_mode = unsafe ignored: writes are acknowledged; the server (FerretDB) answers unacknowledged writes, which would put the connection's later answers out of step",
+				"store", "mongostore")
+		} else {
+			s.collections(true)
+		}
 	}
 	if s.cfg.EnsureSchema {
 		if err := s.EnsureSchema(ctx); err != nil {
@@ -268,8 +306,6 @@ func transient(err error) bool {
 			}
 		}
 	}
-	var sse interface{ Unwrap() error }
-	_ = sse
 	return false
 }
 
@@ -314,6 +350,11 @@ func (s *Store) Close(ctx context.Context) error {
 	}
 	return err
 }
+
+// Unacknowledged reports whether the store writes without waiting for the server's
+// acknowledgement: Config.Unacknowledged (w_mode = unsafe), unless the server cannot take
+// unacknowledged writes (FerretDB), which Open logs.
+func (s *Store) Unacknowledged() bool { return s.unack }
 
 // Database returns the database the store writes.
 func (s *Store) Database() *mongo.Database { return s.db }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,10 +184,24 @@ func (s *Store) acquire(ctx context.Context) error {
 			Owner string    `bson:"owner"`
 			Until time.Time `bson:"until"`
 		}
-		if err := s.lock.FindOne(ctx, bson.D{{Key: "_id", Value: ColMsg}}).Decode(&cur); err == nil && time.Now().After(cur.Until) {
-			s.opts.Logger.Warn("taking over an expired mqtt_msg lock (a writer died holding it?)", "store", "mongostore", "owner", cur.Owner, "until", cur.Until)
-			_, _ = s.lock.DeleteOne(ctx, bson.D{{Key: "_id", Value: ColMsg}, {Key: "owner", Value: cur.Owner}})
-			continue
+		if err := s.lock.FindOne(ctx, bson.D{{Key: "_id", Value: ColMsg}}).Decode(&cur); err == nil {
+			switch {
+			case strings.HasPrefix(cur.Owner, s.owner+"-"):
+				// This store's own lock, which it does not hold: taken by an insert whose
+				// answer was lost, or left by a release that failed (the server was
+				// unreachable). Its flushes take the lock one at a time (one ordered
+				// stream), so nothing uses it: take it back at once rather than wait for
+				// its lease.
+				s.opts.Logger.Debug("taking back a lost mqtt_msg lock of this store", "store", "mongostore", "owner", cur.Owner)
+				if _, err := s.lock.DeleteOne(ctx, bson.D{{Key: "_id", Value: ColMsg}, {Key: "owner", Value: cur.Owner}}); err != nil {
+					return fmt.Errorf("lock %s: %w", ColMsg, err)
+				}
+				continue
+			case time.Now().After(cur.Until):
+				s.opts.Logger.Warn("taking over an expired mqtt_msg lock (a writer died holding it?)", "store", "mongostore", "owner", cur.Owner, "until", cur.Until)
+				_, _ = s.lock.DeleteOne(ctx, bson.D{{Key: "_id", Value: ColMsg}, {Key: "owner", Value: cur.Owner}})
+				continue
+			}
 		}
 		t := time.NewTimer(time.Duration(500+rand.IntN(1500)) * time.Microsecond)
 		select {
@@ -459,31 +474,7 @@ func (s *Store) writeOthers(ctx context.Context, run []op, off int, res *backend
 	// Consecutive writes on one collection go in one command.
 	var groups []*group
 	for k := range run {
-		o := &run[k]
-		var col *mongo.Collection
-		var m mongo.WriteModel
-		switch o.kind {
-		case opConnected:
-			col = s.clientCol
-			m = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "clientid", Value: o.client}}).SetUpsert(true).
-				SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: int32(1)}, {Key: "node", Value: o.node},
-					{Key: "online_at", Value: bson.NewDateTimeFromTime(o.at)}, {Key: "offline_at", Value: nil}}}})
-		case opDisconnected:
-			col = s.clientCol
-			m = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "clientid", Value: o.client}}).SetUpsert(true).
-				SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: int32(0)}, {Key: "node", Value: o.node},
-					{Key: "offline_at", Value: bson.NewDateTimeFromTime(o.at)}}}})
-		case opRetain:
-			col = s.retain
-			msg := o.msg
-			m = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "topic", Value: msg.Topic}}).SetUpsert(true).
-				SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "msgid", Value: msg.ID}, {Key: "sender", Value: msg.From},
-					{Key: "node", Value: o.node}, {Key: "qos", Value: int32(msg.QoS)},
-					{Key: "payload", Value: payloadValue(msg.Payload, o.format)}, {Key: "arrived", Value: bson.NewDateTimeFromTime(o.at)}}}})
-		case opRetainDelete:
-			col = s.retain
-			m = mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "topic", Value: o.msg.Topic}})
-		}
+		col, m := s.otherModel(&run[k])
 		if len(groups) == 0 || groups[len(groups)-1].col != col {
 			groups = append(groups, &group{col: col})
 		}
@@ -491,7 +482,7 @@ func (s *Store) writeOthers(ctx context.Context, run []op, off int, res *backend
 		g.models, g.index = append(g.models, m), append(g.index, k)
 	}
 	for gi, g := range groups {
-		err := s.bulkWrite(ctx, g.col, g.models, off, g.index, upsertResult{res}, true)
+		err := s.bulkWrite(ctx, g.col, g.models, off, g.index, &otherResult{s: s, ctx: ctx, run: run, off: off, res: res}, true)
 		if err == nil {
 			continue
 		}
@@ -507,6 +498,72 @@ func (s *Store) writeOthers(ctx context.Context, run []op, off int, res *backend
 		return err
 	}
 	return nil
+}
+
+// otherModel returns the collection and the write of a client state or retained message.
+// Client states are upserted by _id = client ID, retained messages by _id = topic (besides
+// their clientid and topic fields): a primary-key upsert, which two writers racing cannot
+// turn into two documents even where upserts are not atomic (FerretDB), and which FerretDB
+// finds without scanning the collection. A retained message is deleted by its topic field,
+// so that a document EMQX wrote (ObjectId _id) goes too.
+func (s *Store) otherModel(o *op) (*mongo.Collection, mongo.WriteModel) {
+	switch o.kind {
+	case opRetainDelete:
+		return s.retain, mongo.NewDeleteManyModel().SetFilter(bson.D{{Key: "topic", Value: o.msg.Topic}})
+	case opRetain:
+		return s.retain, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: o.msg.Topic}}).SetUpsert(true).SetUpdate(otherUpdate(o))
+	}
+	return s.clientCol, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: o.client}}).SetUpsert(true).SetUpdate(otherUpdate(o))
+}
+
+// otherUpdate is the update of a client state or retained message.
+func otherUpdate(o *op) bson.D {
+	var set bson.D
+	switch o.kind {
+	case opConnected:
+		set = bson.D{{Key: "clientid", Value: o.client}, {Key: "state", Value: int32(1)}, {Key: "node", Value: o.node},
+			{Key: "online_at", Value: bson.NewDateTimeFromTime(o.at)}, {Key: "offline_at", Value: nil}}
+	case opDisconnected:
+		set = bson.D{{Key: "clientid", Value: o.client}, {Key: "state", Value: int32(0)}, {Key: "node", Value: o.node},
+			{Key: "offline_at", Value: bson.NewDateTimeFromTime(o.at)}}
+	case opRetain:
+		m := o.msg
+		set = bson.D{{Key: "topic", Value: m.Topic}, {Key: "msgid", Value: m.ID}, {Key: "sender", Value: m.From},
+			{Key: "node", Value: o.node}, {Key: "qos", Value: int32(m.QoS)},
+			{Key: "payload", Value: payloadValue(m.Payload, o.format)}, {Key: "arrived", Value: bson.NewDateTimeFromTime(o.at)}}
+	}
+	return bson.D{{Key: "$set", Value: set}}
+}
+
+// otherResult: a duplicate key on an upsert by _id is either two writers racing where
+// upserts are not atomic (the other inserted the document between this one's look and its
+// insert), or the unique index on clientid or topic holding a document the store did not key
+// by _id (an EMQX database's, with an ObjectId). Either way the document is there: it is
+// updated by its clientid or topic field instead. If that finds nothing (deleted meanwhile),
+// the write is retried.
+type otherResult struct {
+	s   *Store
+	ctx context.Context
+	run []op
+	off int
+	res *backend.BatchResult
+}
+
+func (r *otherResult) Retry(i int, err error) { r.res.Retry(i, err) }
+func (r *otherResult) Fail(i int, err error)  { r.res.Fail(i, err) }
+func (r *otherResult) Duplicate(i int, err error) {
+	o := &r.run[i-r.off]
+	col, filter := r.s.clientCol, bson.D{{Key: "clientid", Value: o.client}}
+	if o.kind == opRetain {
+		col, filter = r.s.retain, bson.D{{Key: "topic", Value: o.msg.Topic}}
+	}
+	ur, uerr := col.UpdateOne(r.ctx, filter, otherUpdate(o))
+	switch {
+	case uerr != nil:
+		r.res.Retry(i, uerr)
+	case ur.MatchedCount == 0 && !r.s.unack:
+		r.res.Retry(i, err)
+	}
 }
 
 // markBulk marks the outcome of a BulkWrite's models (models[i] is batch[off+index[i]]): a
@@ -547,11 +604,6 @@ type marker interface {
 	Fail(i int, err error)
 	Duplicate(i int, err error)
 }
-
-// upsertResult: a duplicate key on an upsert is two upserts racing: retried.
-type upsertResult struct{ *backend.BatchResult }
-
-func (r upsertResult) Duplicate(i int, err error) { r.Retry(i, err) }
 
 // ackResult: a duplicate key on a position's upsert by _id is a unique {clientid, topic}
 // index (made by an older version of the store, or by hand) holding a position the store did
