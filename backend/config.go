@@ -199,6 +199,10 @@ func (c *Config) add(key, value string, line int) error {
 		s.Rules = append(s.Rules, r)
 	case len(parts) == 3:
 		s.Settings.values[parts[2]] = setting{value, line}
+	case name == "mongo" && parts[2] == "topology":
+		// EMQX's MongoDB backend writes its driver's topology options under the store,
+		// backend.mongo.topology.<key>: a store setting "topology.<key>", not a pool.
+		s.Settings.values[strings.Join(parts[2:], ".")] = setting{value, line}
 	default:
 		p := s.Pools[parts[2]]
 		if p == nil {

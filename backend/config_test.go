@@ -265,8 +265,9 @@ func TestLoadConfigValues(t *testing.T) {
 		durOf("ttl", time.Second) != 36*time.Hour || durOf("absent", time.Second) != -1 {
 		t.Error("Duration")
 	}
-	if topo := c.Stores["mongo"].Pools["topology"]; topo == nil || topo.String("pool_size", "") != "1" {
-		t.Errorf("mongo topology: %+v", c.Stores["mongo"].Pools)
+	// EMQX's backend.mongo.topology.<key> is a store setting, not a pool no rule names.
+	if mongo := c.Stores["mongo"]; mongo.Pools["topology"] != nil || mongo.Settings.String("topology.pool_size", "") != "1" {
+		t.Errorf("mongo topology: pools %+v, settings %v", mongo.Pools, mongo.Settings.Keys())
 	}
 	rules := c.Stores["mysql"].Rules
 	if len(rules) != 2 || rules[0].Name != "backend.mysql.hook.session.subscribed.7" || rules[1].Name != "backend.mysql.hook.message.publish.2" {

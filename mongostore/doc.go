@@ -166,8 +166,8 @@
 // operation's context) or min_heartbeat_frequency_ms (fixed at 500ms): they are refused with
 // hook.ErrConfig naming the key unless they hold EMQX's default, which changes nothing. EMQX's
 // own file writes these keys without a pool, "backend.mongo.topology.pool_size", which
-// backend.LoadConfig files as a pool named "topology" that no rule names, so a broker passes
-// them to no store: write them under the pool.
+// backend.LoadConfig files as the store setting "topology.pool_size" (StoreConfig.Settings):
+// a broker passes it as PoolConfig.Settings to every pool of the store.
 //
 // Whatever the timeouts, a write the server does not take while it is unreachable is
 // retried, not failed: server selection and socket timeouts, refused and reset connections
