@@ -1,0 +1,730 @@
+package spool
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Seq is the sequence number of a record: unique within a spool directory, increasing in
+// append order, never handed out twice (not even across restarts and crashes).
+type Seq uint64
+
+// SyncPolicy says when appended records are fsynced. Every policy writes a record to the
+// operating system before Append returns, so a crash of the process (kill -9) loses nothing;
+// the policy decides what a power loss or a kernel crash can lose.
+type SyncPolicy uint8
+
+const (
+	// SyncDefault is SyncInterval.
+	SyncDefault SyncPolicy = iota
+	// SyncNever leaves flushing to the operating system (segments are still fsynced when
+	// the spool moves to the next one and on Close). A power loss can lose any recent record.
+	SyncNever
+	// SyncInterval fsyncs every Options.SyncInterval in the background. A power loss loses at
+	// most that much of the latest records.
+	SyncInterval
+	// SyncAlways fsyncs before Append returns. Concurrent Appends share one fsync (group
+	// commit). A power loss loses nothing Append returned.
+	SyncAlways
+)
+
+func (p SyncPolicy) String() string {
+	switch p {
+	case SyncDefault:
+		return "default"
+	case SyncNever:
+		return "never"
+	case SyncInterval:
+		return "interval"
+	case SyncAlways:
+		return "always"
+	}
+	return fmt.Sprintf("SyncPolicy(%d)", uint8(p))
+}
+
+// FullPolicy says what Append does when the record does not fit in Options.MaxBytes.
+type FullPolicy uint8
+
+const (
+	// Block waits until releases free the space, or the context is done (then the error
+	// wraps ErrFull and the context's cause).
+	Block FullPolicy = iota
+	// Refuse returns ErrFull at once.
+	Refuse
+)
+
+// Options configure a Spool. Every zero value means its default.
+type Options struct {
+	// MaxBytes bounds the bytes of the segment files (records plus 8 bytes of framing each).
+	// Space comes back a segment at a time, when every record of the segment is released.
+	// Default 1 GiB.
+	MaxBytes int64
+	// SegmentBytes is the size at which the spool starts a new segment file. A record larger
+	// than it gets a segment of its own. Default MaxBytes/8, at least 4 KiB, at most 64 MiB.
+	SegmentBytes int64
+	// Sync is the fsync policy. Default SyncInterval.
+	Sync SyncPolicy
+	// SyncInterval is the period of SyncInterval. Default 100 ms.
+	SyncInterval time.Duration
+	// WhenFull is what Append does when the spool is full. Default Block.
+	WhenFull FullPolicy
+	// CheckpointInterval is how often the released set is written to disk when it changed
+	// (and on Close). Releases newer than the last checkpoint are replayed again after a
+	// crash. Default 1 s.
+	CheckpointInterval time.Duration
+}
+
+const (
+	defaultMaxBytes     = 1 << 30
+	maxSegmentBytes     = 64 << 20
+	minSegmentBytes     = 4 << 10
+	defaultSyncInterval = 100 * time.Millisecond
+	defaultCheckpoint   = time.Second
+	// maxSpare is the largest write buffer kept for reuse after a flush.
+	maxSpare = 1 << 20
+)
+
+func (o Options) withDefaults() Options {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = defaultMaxBytes
+	}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = min(maxSegmentBytes, max(o.MaxBytes/8, minSegmentBytes))
+	}
+	if o.Sync == SyncDefault {
+		o.Sync = SyncInterval
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = defaultSyncInterval
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = defaultCheckpoint
+	}
+	return o
+}
+
+var (
+	// ErrFull: the record does not fit in Options.MaxBytes until records are released.
+	ErrFull = errors.New("spool: full")
+	// ErrTooLarge: the record is larger than Options.MaxBytes (or 4 GiB) and never fits.
+	ErrTooLarge = errors.New("spool: record too large")
+	// ErrClosed: the spool is closed.
+	ErrClosed = errors.New("spool: closed")
+)
+
+// segment is one segment file. Its fields are guarded by Spool.mu.
+type segment struct {
+	base     Seq      // sequence number of its first record
+	n        int      // records in it
+	size     int64    // bytes of its complete records
+	bits     []uint64 // released records: bit i is record base+i
+	released int      // bits set
+	path     string
+}
+
+func (g *segment) isReleased(i int) bool { return g.bits[i/64]&(1<<(i%64)) != 0 }
+
+// Spool is a crash-safe, append-only log of records on local disk, bounded in bytes, whose
+// records are released one by one, in any order, once they are dealt with.
+//
+// A Spool is safe for concurrent use by multiple goroutines: Append, Release, Stats and Replay
+// may be called at the same time, and concurrent Appends share writes and fsyncs. It owns the
+// files of its directory, which no other Spool (in this process or another) may open until it
+// is closed. Append copies the record: the caller may reuse it when Append returns. Replay's
+// record is valid only during the call of its function.
+type Spool struct {
+	dir  string
+	opts Options
+	lock *os.File
+
+	mu       sync.Mutex
+	cond     sync.Cond  // broadcast when writtenPos, syncedPos, flushing or err change
+	segs     []*segment // live segments by base; the last one is the active one
+	f        *os.File   // the active segment's file
+	next     Seq
+	used     int64 // bytes of the live segments
+	pending  int64 // records not released
+	buf      []byte
+	spare    []byte
+	flushing bool // a leader is writing buf's former content to f
+	// Logical byte positions over the life of the Spool: appended to buf, written to the
+	// operating system, fsynced.
+	appendPos, writtenPos, syncedPos int64
+	err                              error // sticky write or fsync failure
+	closed                           bool
+	space                            chan struct{} // closed (and replaced) when space is freed, or on failure or Close
+	dirty                            bool          // the released set changed since the last checkpoint
+	replay                           []*segment    // segments found by Open holding pending records, in order
+	appends, syncs                   uint64
+	torn                             int64
+
+	ckptMu sync.Mutex // one checkpoint write at a time
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// Open opens the spool in dir, creating dir if needed. It scans every segment, truncates a torn
+// tail of the last one (an interrupted write: a frame cut short, zero-filled, or whose bytes did
+// not all reach the disk) and keeps every complete record before it. Any other damaged record
+// fails Open with a *CorruptError naming the file and offset. Records not released before the
+// spool was closed (or crashed) are pending again: Replay hands them out.
+func Open(dir string, opts Options) (*Spool, error) {
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	lk, err := lockDir(filepath.Join(dir, "LOCK"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Spool{dir: dir, opts: opts, lock: lk, space: make(chan struct{}), stop: make(chan struct{})}
+	s.cond.L = &s.mu
+	if err := s.load(); err != nil {
+		lk.Close()
+		return nil, err
+	}
+	if opts.Sync == SyncInterval {
+		s.wg.Add(1)
+		go s.syncLoop()
+	}
+	s.wg.Add(1)
+	go s.checkpointLoop()
+	return s, nil
+}
+
+func (s *Spool) load() error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	var bases []Seq
+	for _, e := range entries {
+		if base, ok := parseSegName(e.Name()); ok && e.Type().IsRegular() {
+			bases = append(bases, base)
+		}
+	}
+	slices.Sort(bases)
+	ck := readCheckpoint(s.dir)
+	next := Seq(1)
+	var old []*segment
+	for i, base := range bases {
+		path := segPath(s.dir, base)
+		if i > 0 && base < next {
+			return &CorruptError{Segment: path, Offset: 0, Reason: fmt.Sprintf("starts at record %d, before the end of the previous segment (%d)", base, next)}
+		}
+		r, err := scanSegment(path)
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		if r.bad != "" {
+			if i != len(bases)-1 || !r.torn {
+				return &CorruptError{Segment: path, Offset: r.end, Reason: r.bad}
+			}
+			if err := truncateFile(path, r.end); err != nil {
+				return fmt.Errorf("spool: truncating the torn tail of %s: %w", path, err)
+			}
+			s.torn += r.size - r.end
+		}
+		g := &segment{base: base, n: r.n, size: r.end, path: path, bits: make([]uint64, (r.n+63)/64)}
+		if e, ok := ck.entries[base]; ok {
+			for j := range min(e.n, r.n) {
+				if e.bits[j/64]&(1<<(j%64)) != 0 {
+					g.bits[j/64] |= 1 << (j % 64)
+					g.released++
+				}
+			}
+		}
+		next = base + Seq(r.n)
+		old = append(old, g)
+	}
+	next = max(next, ck.next)
+
+	// Appends go to a new segment: the old ones are never written again, so a torn tail can
+	// only ever be in the last one, and sequence numbers the checkpoint knows are never reused.
+	var active *segment
+	if k := len(old) - 1; k >= 0 && old[k].n == 0 && old[k].base == next {
+		active, old = old[k], old[:k]
+	} else {
+		active = &segment{base: next, path: segPath(s.dir, next)}
+	}
+	f, err := os.OpenFile(active.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		f.Close()
+		return fmt.Errorf("spool: %w", err)
+	}
+	removed := false
+	for _, g := range old {
+		if g.released == g.n {
+			if err := os.Remove(g.path); err != nil {
+				f.Close()
+				return fmt.Errorf("spool: %w", err)
+			}
+			removed = true
+			continue
+		}
+		s.segs = append(s.segs, g)
+		s.replay = append(s.replay, g)
+		s.used += g.size
+		s.pending += int64(g.n - g.released)
+	}
+	if removed {
+		_ = syncDir(s.dir) // if lost, the next Open removes them again
+	}
+	s.segs = append(s.segs, active)
+	s.f = f
+	s.next = next
+	return nil
+}
+
+func truncateFile(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *Spool) active() *segment { return s.segs[len(s.segs)-1] }
+
+// Append adds record to the spool and returns its sequence number once the record is written
+// to the operating system and, under SyncAlways, fsynced. When the spool is full it blocks
+// (Block, until ctx is done) or fails with ErrFull (Refuse); ctx only bounds that wait. After
+// a write or fsync error every Append fails: Close and Open the spool again.
+func (s *Spool) Append(ctx context.Context, record []byte) (Seq, error) {
+	fsz := frameSize(len(record))
+	if fsz > s.opts.MaxBytes || len(record) > math.MaxUint32 {
+		return 0, fmt.Errorf("%w: %d bytes, the spool holds %d", ErrTooLarge, len(record), s.opts.MaxBytes)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		if s.closed {
+			return 0, ErrClosed
+		}
+		if s.err != nil {
+			return 0, s.err
+		}
+		act := s.active()
+		drained := act.n > 0 && act.released == act.n
+		if s.used+fsz > s.opts.MaxBytes && !drained {
+			if s.opts.WhenFull == Refuse {
+				return 0, ErrFull
+			}
+			ch := s.space
+			s.mu.Unlock()
+			select {
+			case <-ch:
+				s.mu.Lock()
+				continue
+			case <-ctx.Done():
+				s.mu.Lock()
+				return 0, fmt.Errorf("%w: %w", ErrFull, context.Cause(ctx))
+			}
+		}
+		// Start a new segment when this one is full, or to reclaim it when the spool is
+		// full and every record of the active segment is released.
+		if act.size > 0 && (act.size+fsz > s.opts.SegmentBytes || s.used+fsz > s.opts.MaxBytes) {
+			if s.flushing {
+				s.cond.Wait()
+				continue
+			}
+			if err := s.roll(); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		break
+	}
+	act := s.active()
+	seq := s.next
+	s.next++
+	if act.n%64 == 0 {
+		act.bits = append(act.bits, 0)
+	}
+	act.n++
+	act.size += fsz
+	s.used += fsz
+	s.pending++
+	s.appends++
+	s.buf = appendFrame(s.buf, record)
+	s.appendPos += fsz
+	if err := s.wait(s.appendPos); err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
+// wait returns when the log is written (and, under SyncAlways, fsynced) up to pos. The first
+// waiter to find no write in progress writes everything buffered so far for all the waiters,
+// so concurrent Appends share one write and one fsync. s.mu is held.
+func (s *Spool) wait(pos int64) error {
+	for {
+		done := s.writtenPos >= pos
+		if s.opts.Sync == SyncAlways {
+			done = s.syncedPos >= pos
+		}
+		switch {
+		case done:
+			return nil
+		case s.err != nil:
+			return s.err
+		case !s.flushing:
+			s.flush()
+		default:
+			s.cond.Wait()
+		}
+	}
+}
+
+// flush writes the buffered frames to the active file without holding s.mu. s.mu is held on
+// entry and on return.
+func (s *Spool) flush() {
+	s.flushing = true
+	data, f, end := s.buf, s.f, s.appendPos
+	s.buf, s.spare = s.spare[:0], nil
+	always := s.opts.Sync == SyncAlways
+	s.mu.Unlock()
+	_, err := f.Write(data)
+	if err == nil && always {
+		err = f.Sync()
+	}
+	s.mu.Lock()
+	s.flushing = false
+	if err != nil {
+		s.fail(err)
+	} else {
+		s.writtenPos = end
+		if always {
+			s.syncedPos = end
+			s.syncs++
+		}
+	}
+	if cap(data) <= maxSpare {
+		s.spare = data[:0]
+	}
+	s.cond.Broadcast()
+}
+
+// writeBuffered writes the buffered frames with s.mu held; no flush may be in progress.
+func (s *Spool) writeBuffered() error {
+	if len(s.buf) > 0 {
+		if _, err := s.f.Write(s.buf); err != nil {
+			return s.fail(err)
+		}
+		s.buf = s.buf[:0]
+	}
+	s.writtenPos = s.appendPos
+	return nil
+}
+
+// syncActive writes and fsyncs the active segment with s.mu held; no flush may be in progress.
+func (s *Spool) syncActive() error {
+	if err := s.writeBuffered(); err != nil {
+		return err
+	}
+	if s.syncedPos < s.writtenPos {
+		if err := s.f.Sync(); err != nil {
+			return s.fail(err)
+		}
+		s.syncs++
+		s.syncedPos = s.writtenPos
+	}
+	return nil
+}
+
+// fail records a write or fsync failure: the log's tail is unknown from then on, so every
+// later Append fails. s.mu is held.
+func (s *Spool) fail(err error) error {
+	if s.err == nil {
+		s.err = fmt.Errorf("spool: %w (close and reopen the spool)", err)
+		s.signalSpace()
+		s.cond.Broadcast()
+	}
+	return s.err
+}
+
+func (s *Spool) signalSpace() {
+	close(s.space)
+	s.space = make(chan struct{})
+}
+
+// roll makes the active segment durable and starts a new one, removing the old one if all its
+// records are released. s.mu is held; no flush may be in progress.
+func (s *Spool) roll() error {
+	// The old segment is complete on disk before the new one exists: only the last segment
+	// can have a torn tail.
+	if err := s.syncActive(); err != nil {
+		return err
+	}
+	g := &segment{base: s.next, path: segPath(s.dir, s.next)}
+	f, err := os.OpenFile(g.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		f.Close()
+		os.Remove(g.path)
+		return fmt.Errorf("spool: %w", err)
+	}
+	old := s.active()
+	s.f.Close()
+	s.f = f
+	s.segs = append(s.segs, g)
+	if old.released == old.n {
+		s.drop(old)
+		os.Remove(old.path)
+	}
+	return nil
+}
+
+// drop forgets a segment whose records are all released. s.mu is held.
+func (s *Spool) drop(g *segment) {
+	if i := slices.Index(s.segs, g); i >= 0 {
+		s.segs = slices.Delete(s.segs, i, i+1)
+		s.used -= g.size
+		s.signalSpace()
+	}
+}
+
+// Release marks the record seq as done. It may be called in any order, from any goroutine;
+// releasing a record twice, or a sequence number the spool does not hold, does nothing. A
+// segment whose records are all released is deleted (unless it is the one being appended to)
+// and its bytes are free again. Releases reach the disk with the next checkpoint.
+func (s *Spool) Release(seq Seq) {
+	s.mu.Lock()
+	i := sort.Search(len(s.segs), func(i int) bool { return s.segs[i].base > seq }) - 1
+	if s.closed || i < 0 || seq >= s.segs[i].base+Seq(s.segs[i].n) {
+		s.mu.Unlock()
+		return
+	}
+	g := s.segs[i]
+	k := int(seq - g.base)
+	if g.isReleased(k) {
+		s.mu.Unlock()
+		return
+	}
+	g.bits[k/64] |= 1 << (k % 64)
+	g.released++
+	s.pending--
+	s.dirty = true
+	remove := g.released == g.n && g != s.active()
+	if remove {
+		s.drop(g)
+	} else if g.released == g.n {
+		s.signalSpace() // a full spool can reclaim the active segment by starting a new one
+	}
+	s.mu.Unlock()
+	if remove {
+		os.Remove(g.path) // if it fails, the next Open removes it
+	}
+}
+
+// Replay calls fn, in append order, for every record that was pending when the spool was
+// opened and is still not released, reading them from disk. Records appended since Open are
+// not replayed. It stops at fn's first error and returns it. The record passed to fn is valid
+// only during the call. A record damaged since Open fails Replay with a *CorruptError.
+func (s *Spool) Replay(fn func(seq Seq, record []byte) error) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	segs := slices.Clone(s.replay)
+	s.mu.Unlock()
+	for _, g := range segs {
+		if err := s.replaySegment(g, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Spool) released(g *segment, i int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i < 0 {
+		return g.released == g.n
+	}
+	return g.isReleased(i)
+}
+
+func (s *Spool) replaySegment(g *segment, fn func(Seq, []byte) error) error {
+	if s.released(g, -1) {
+		return nil
+	}
+	f, err := os.Open(g.path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && s.released(g, -1) {
+			return nil
+		}
+		return fmt.Errorf("spool: %w", err)
+	}
+	defer f.Close()
+	rd := newFrameReader(bufio.NewReaderSize(f, 256<<10))
+	var off int64
+	for i := range g.n {
+		rec, bad, err := rd.next(g.size - off)
+		if err != nil {
+			return fmt.Errorf("spool: replaying %s: %w", g.path, err)
+		}
+		if bad != "" || rec == nil {
+			if bad == "" {
+				bad = "record missing"
+			}
+			return &CorruptError{Segment: g.path, Offset: off, Reason: bad}
+		}
+		if !s.released(g, i) {
+			if err := fn(g.base+Seq(i), rec); err != nil {
+				return err
+			}
+		}
+		off += frameSize(len(rec))
+	}
+	return nil
+}
+
+// Stats are a Spool's counters.
+type Stats struct {
+	Bytes    int64 // bytes of the segment files (released records too, until their segment goes)
+	MaxBytes int64 // Options.MaxBytes
+	Pending  int64 // records appended or found by Open, not released
+	Segments int   // segment files
+	Appends  uint64
+	// Syncs counts the fsyncs of segment files since Open; under SyncAlways, Appends/Syncs is
+	// how many records one fsync carried (group commit).
+	Syncs uint64
+	// TornBytes is how many bytes of a torn tail Open truncated.
+	TornBytes int64
+}
+
+// Stats returns the spool's counters.
+func (s *Spool) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Bytes: s.used, MaxBytes: s.opts.MaxBytes, Pending: s.pending, Segments: len(s.segs),
+		Appends: s.appends, Syncs: s.syncs, TornBytes: s.torn}
+}
+
+// Checkpoint writes the released set to disk now, if it changed. The spool does it every
+// Options.CheckpointInterval and on Close.
+func (s *Spool) Checkpoint() error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	s.mu.Lock()
+	if !s.dirty {
+		s.mu.Unlock()
+		return nil
+	}
+	s.dirty = false
+	var entries []ckptEntry
+	for _, g := range s.segs {
+		if g.released > 0 {
+			entries = append(entries, ckptEntry{base: g.base, n: g.n, bits: slices.Clone(g.bits)})
+		}
+	}
+	next := s.next
+	s.mu.Unlock()
+	if err := writeCheckpoint(s.dir, encodeCheckpoint(next, entries)); err != nil {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
+		return fmt.Errorf("spool: checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (s *Spool) checkpointLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			_ = s.Checkpoint() // retried at the next tick and on Close, which reports it
+		}
+	}
+}
+
+func (s *Spool) syncLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		if s.writtenPos <= s.syncedPos || s.err != nil {
+			s.mu.Unlock()
+			continue
+		}
+		f, end := s.f, s.writtenPos
+		s.mu.Unlock()
+		err := f.Sync()
+		s.mu.Lock()
+		switch {
+		case err == nil:
+			s.syncedPos = max(s.syncedPos, end)
+			s.syncs++
+		case !errors.Is(err, os.ErrClosed): // closed: roll fsynced it
+			s.fail(err)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Close writes and fsyncs what is buffered, writes the checkpoint and closes the files.
+// Appends waiting for space fail with ErrClosed; later calls do nothing (Append, Replay:
+// ErrClosed). It returns the first write, fsync or checkpoint error.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.signalSpace()
+	for s.flushing {
+		s.cond.Wait()
+	}
+	err := s.err
+	if err == nil {
+		err = s.syncActive()
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	close(s.stop)
+	s.wg.Wait()
+	if cerr := s.Checkpoint(); err == nil {
+		err = cerr
+	}
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	s.lock.Close()
+	return err
+}
