@@ -26,10 +26,9 @@ func frameSize(n int) int64 { return frameHeader + int64(n) }
 
 // appendFrame appends the frame of rec to b.
 func appendFrame(b, rec []byte) []byte {
-	var h [frameHeader]byte
-	binary.LittleEndian.PutUint32(h[0:4], uint32(len(rec)))
-	binary.LittleEndian.PutUint32(h[4:8], frameCRC(h[0:4], rec))
-	b = append(b, h[:]...)
+	h := len(b)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(rec)))
+	b = binary.LittleEndian.AppendUint32(b, frameCRC(b[h:h+4], rec))
 	return append(b, rec...)
 }
 
@@ -85,15 +84,15 @@ func scanSegment(path string) (scanResult, error) {
 	rd := newFrameReader(bufio.NewReaderSize(f, 256<<10))
 	for {
 		rec, reason, err := rd.next(r.size - r.end)
+		if err == errEnd {
+			return r, nil
+		}
 		if err != nil {
 			return r, err
 		}
 		if reason != "" {
 			r.bad = reason
 			r.torn = reason != badCRC || tornCRC(f, r.end, len(rec), r.size)
-			return r, nil
-		}
-		if rec == nil { // clean end of file
 			return r, nil
 		}
 		r.n++
@@ -138,11 +137,14 @@ type frameReader struct {
 
 func newFrameReader(r io.Reader) *frameReader { return &frameReader{r: r} }
 
+// errEnd is frameReader.next's clean end of the file.
+var errEnd = errors.New("end of segment")
+
 // next reads the next frame, given how many bytes are left in the file. It returns the record
-// (valid until the next call), or nil at a clean end of file, or a reason the frame is bad.
+// (valid until the next call), or a reason the frame is bad, or errEnd at the end of the file.
 func (fr *frameReader) next(left int64) (rec []byte, bad string, err error) {
 	if left == 0 {
-		return nil, "", nil
+		return nil, "", errEnd
 	}
 	if left < frameHeader {
 		return nil, badShortHeader, nil

@@ -147,26 +147,31 @@ type Spool struct {
 	opts Options
 	lock *os.File
 
-	mu       sync.Mutex
-	cond     sync.Cond  // broadcast when writtenPos, syncedPos, flushing or err change
-	segs     []*segment // live segments by base; the last one is the active one
-	f        *os.File   // the active segment's file
-	next     Seq
-	used     int64 // bytes of the live segments
-	pending  int64 // records not released
-	buf      []byte
-	spare    []byte
-	flushing bool // a leader is writing buf's former content to f
-	// Logical byte positions over the life of the Spool: appended to buf, written to the
-	// operating system, fsynced.
-	appendPos, writtenPos, syncedPos int64
-	err                              error // sticky write or fsync failure
-	closed                           bool
-	space                            chan struct{} // closed (and replaced) when space is freed, or on failure or Close
-	dirty                            bool          // the released set changed since the last checkpoint
-	replay                           []*segment    // segments found by Open holding pending records, in order
-	appends, syncs                   uint64
-	torn                             int64
+	// wmu orders the writes: it is held from taking a sequence number to writing the record,
+	// so the file holds records in sequence order. Lock order: wmu, then mu.
+	wmu        sync.Mutex
+	f          *os.File // the active segment's file
+	wbuf       []byte
+	writtenPos int64 // bytes written to the operating system over the life of the Spool
+
+	// mu guards the rest. Fields changed under both locks (next, f's segment being the last of
+	// segs) may be read under either.
+	mu        sync.Mutex
+	cond      sync.Cond  // broadcast when syncedPos, syncing or err change
+	segs      []*segment // live segments by base; the last one is the active one
+	next      Seq
+	used      int64 // bytes of the live segments
+	pending   int64 // records not released
+	syncedPos int64 // bytes fsynced, at most writtenPos
+	syncing   bool  // an Append is fsyncing for the others (SyncAlways)
+	err       error // sticky write or fsync failure
+	closed    bool
+	space     chan struct{} // Appends waiting for space wait for its close; nil: none waits
+	dirty     bool          // the released set changed since the last checkpoint
+	replay    []*segment    // segments found by Open holding pending records, in order
+	appends   uint64
+	syncs     uint64
+	torn      int64
 
 	ckptMu sync.Mutex // one checkpoint write at a time
 	stop   chan struct{}
@@ -187,7 +192,7 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Spool{dir: dir, opts: opts, lock: lk, space: make(chan struct{}), stop: make(chan struct{})}
+	s := &Spool{dir: dir, opts: opts, lock: lk, stop: make(chan struct{})}
 	s.cond.L = &s.mu
 	if err := s.load(); err != nil {
 		lk.Close()
@@ -315,40 +320,51 @@ func (s *Spool) Append(ctx context.Context, record []byte) (Seq, error) {
 	if fsz > s.opts.MaxBytes || len(record) > math.MaxUint32 {
 		return 0, fmt.Errorf("%w: %d bytes, the spool holds %d", ErrTooLarge, len(record), s.opts.MaxBytes)
 	}
+	s.wmu.Lock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for {
-		if s.closed {
-			return 0, ErrClosed
-		}
-		if s.err != nil {
-			return 0, s.err
+		if s.closed || s.err != nil {
+			err := s.err
+			if s.closed {
+				err = ErrClosed
+			}
+			s.mu.Unlock()
+			s.wmu.Unlock()
+			return 0, err
 		}
 		act := s.active()
+		full := s.used+fsz > s.opts.MaxBytes
 		drained := act.n > 0 && act.released == act.n
-		if s.used+fsz > s.opts.MaxBytes && !drained {
+		if full && !drained {
 			if s.opts.WhenFull == Refuse {
+				s.mu.Unlock()
+				s.wmu.Unlock()
 				return 0, ErrFull
+			}
+			if s.space == nil {
+				s.space = make(chan struct{})
 			}
 			ch := s.space
 			s.mu.Unlock()
+			s.wmu.Unlock()
 			select {
 			case <-ch:
-				s.mu.Lock()
-				continue
 			case <-ctx.Done():
-				s.mu.Lock()
 				return 0, fmt.Errorf("%w: %w", ErrFull, context.Cause(ctx))
 			}
+			s.wmu.Lock()
+			s.mu.Lock()
+			continue
 		}
-		// Start a new segment when this one is full, or to reclaim it when the spool is
-		// full and every record of the active segment is released.
-		if act.size > 0 && (act.size+fsz > s.opts.SegmentBytes || s.used+fsz > s.opts.MaxBytes) {
-			if s.flushing {
-				s.cond.Wait()
-				continue
-			}
-			if err := s.roll(); err != nil {
+		// Start a new segment when this one is full, or, when the spool is full and every
+		// record of the active segment is released, to reclaim it.
+		if act.size > 0 && (act.size+fsz > s.opts.SegmentBytes || full) {
+			s.mu.Unlock()
+			err := s.roll()
+			s.mu.Lock()
+			if err != nil {
+				s.mu.Unlock()
+				s.wmu.Unlock()
 				return 0, err
 			}
 			continue
@@ -366,90 +382,81 @@ func (s *Spool) Append(ctx context.Context, record []byte) (Seq, error) {
 	s.used += fsz
 	s.pending++
 	s.appends++
-	s.buf = appendFrame(s.buf, record)
-	s.appendPos += fsz
-	if err := s.wait(s.appendPos); err != nil {
+	s.mu.Unlock()
+
+	// Under wmu alone: Release and Stats do not wait for the write.
+	s.wbuf = appendFrame(s.wbuf[:0], record)
+	_, err := s.f.Write(s.wbuf)
+	if cap(s.wbuf) > maxSpare {
+		s.wbuf = nil
+	}
+	if err == nil {
+		s.writtenPos += fsz
+	}
+	pos := s.writtenPos
+	s.wmu.Unlock()
+	if err != nil {
+		s.mu.Lock()
+		err = s.fail(err)
+		s.mu.Unlock()
 		return 0, err
+	}
+	if s.opts.Sync == SyncAlways {
+		if err := s.syncTo(pos); err != nil {
+			return 0, err
+		}
 	}
 	return seq, nil
 }
 
-// wait returns when the log is written (and, under SyncAlways, fsynced) up to pos. The first
-// waiter to find no write in progress writes everything buffered so far for all the waiters,
-// so concurrent Appends share one write and one fsync. s.mu is held.
-func (s *Spool) wait(pos int64) error {
+// syncTo returns once the log is fsynced up to pos. The first caller to find no fsync in
+// progress fsyncs everything written so far, for every Append that wrote meanwhile: one fsync
+// for all of them (group commit).
+func (s *Spool) syncTo(pos int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for {
-		done := s.writtenPos >= pos
-		if s.opts.Sync == SyncAlways {
-			done = s.syncedPos >= pos
-		}
 		switch {
-		case done:
+		case s.syncedPos >= pos:
 			return nil
 		case s.err != nil:
 			return s.err
-		case !s.flushing:
-			s.flush()
+		case !s.syncing:
+			s.syncing = true
+			s.mu.Unlock()
+			s.syncWritten()
+			s.mu.Lock()
+			s.syncing = false
+			s.cond.Broadcast()
 		default:
 			s.cond.Wait()
 		}
 	}
 }
 
-// flush writes the buffered frames to the active file without holding s.mu. s.mu is held on
-// entry and on return.
-func (s *Spool) flush() {
-	s.flushing = true
-	data, f, end := s.buf, s.f, s.appendPos
-	s.buf, s.spare = s.spare[:0], nil
-	always := s.opts.Sync == SyncAlways
-	s.mu.Unlock()
-	_, err := f.Write(data)
-	if err == nil && always {
-		err = f.Sync()
-	}
+// syncWritten fsyncs the active segment up to what is written now, unless it is already.
+// Neither lock is held.
+func (s *Spool) syncWritten() {
+	s.wmu.Lock()
+	f, end := s.f, s.writtenPos
+	s.wmu.Unlock()
 	s.mu.Lock()
-	s.flushing = false
-	if err != nil {
-		s.fail(err)
-	} else {
-		s.writtenPos = end
-		if always {
-			s.syncedPos = end
-			s.syncs++
-		}
+	done := s.syncedPos >= end
+	s.mu.Unlock()
+	if done {
+		return
 	}
-	if cap(data) <= maxSpare {
-		s.spare = data[:0]
-	}
-	s.cond.Broadcast()
-}
-
-// writeBuffered writes the buffered frames with s.mu held; no flush may be in progress.
-func (s *Spool) writeBuffered() error {
-	if len(s.buf) > 0 {
-		if _, err := s.f.Write(s.buf); err != nil {
-			return s.fail(err)
-		}
-		s.buf = s.buf[:0]
-	}
-	s.writtenPos = s.appendPos
-	return nil
-}
-
-// syncActive writes and fsyncs the active segment with s.mu held; no flush may be in progress.
-func (s *Spool) syncActive() error {
-	if err := s.writeBuffered(); err != nil {
-		return err
-	}
-	if s.syncedPos < s.writtenPos {
-		if err := s.f.Sync(); err != nil {
-			return s.fail(err)
-		}
+	err := f.Sync()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err == nil:
+		s.syncedPos = max(s.syncedPos, end)
 		s.syncs++
-		s.syncedPos = s.writtenPos
+	case errors.Is(err, os.ErrClosed): // roll or Close fsynced it before closing it
+	default:
+		s.fail(err)
 	}
-	return nil
 }
 
 // fail records a write or fsync failure: the log's tail is unknown from then on, so every
@@ -463,18 +470,23 @@ func (s *Spool) fail(err error) error {
 	return s.err
 }
 
+// signalSpace wakes the Appends waiting for space. s.mu is held.
 func (s *Spool) signalSpace() {
-	close(s.space)
-	s.space = make(chan struct{})
+	if s.space != nil {
+		close(s.space)
+		s.space = nil
+	}
 }
 
-// roll makes the active segment durable and starts a new one, removing the old one if all its
-// records are released. s.mu is held; no flush may be in progress.
+// roll fsyncs the active segment and starts a new one, removing the old one if all its records
+// are released. s.wmu is held, s.mu is not.
 func (s *Spool) roll() error {
 	// The old segment is complete on disk before the new one exists: only the last segment
 	// can have a torn tail.
-	if err := s.syncActive(); err != nil {
-		return err
+	if err := s.f.Sync(); err != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.fail(err)
 	}
 	g := &segment{base: s.next, path: segPath(s.dir, s.next)}
 	f, err := os.OpenFile(g.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -486,13 +498,21 @@ func (s *Spool) roll() error {
 		os.Remove(g.path)
 		return fmt.Errorf("spool: %w", err)
 	}
+	s.mu.Lock()
+	s.syncs++
+	s.syncedPos = max(s.syncedPos, s.writtenPos)
 	old := s.active()
+	s.segs = append(s.segs, g)
+	remove := old.released == old.n
+	if remove {
+		s.drop(old)
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
 	s.f.Close()
 	s.f = f
-	s.segs = append(s.segs, g)
-	if old.released == old.n {
-		s.drop(old)
-		os.Remove(old.path)
+	if remove {
+		os.Remove(old.path) // if it fails, the next Open removes it
 	}
 	return nil
 }
@@ -584,13 +604,12 @@ func (s *Spool) replaySegment(g *segment, fn func(Seq, []byte) error) error {
 	var off int64
 	for i := range g.n {
 		rec, bad, err := rd.next(g.size - off)
-		if err != nil {
+		if err == errEnd {
+			bad = "record missing"
+		} else if err != nil {
 			return fmt.Errorf("spool: replaying %s: %w", g.path, err)
 		}
-		if bad != "" || rec == nil {
-			if bad == "" {
-				bad = "record missing"
-			}
+		if bad != "" {
 			return &CorruptError{Segment: g.path, Offset: off, Reason: bad}
 		}
 		if !s.released(g, i) {
@@ -677,46 +696,38 @@ func (s *Spool) syncLoop() {
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		if s.writtenPos <= s.syncedPos || s.err != nil {
-			s.mu.Unlock()
-			continue
-		}
-		f, end := s.f, s.writtenPos
-		s.mu.Unlock()
-		err := f.Sync()
-		s.mu.Lock()
-		switch {
-		case err == nil:
-			s.syncedPos = max(s.syncedPos, end)
-			s.syncs++
-		case !errors.Is(err, os.ErrClosed): // closed: roll fsynced it
-			s.fail(err)
-		}
-		s.mu.Unlock()
+		s.syncWritten()
 	}
 }
 
-// Close writes and fsyncs what is buffered, writes the checkpoint and closes the files.
-// Appends waiting for space fail with ErrClosed; later calls do nothing (Append, Replay:
-// ErrClosed). It returns the first write, fsync or checkpoint error.
+// Close fsyncs the active segment, writes the checkpoint and closes the files. Appends waiting
+// for space fail with ErrClosed; later calls do nothing (Append, Replay: ErrClosed). It
+// returns the first fsync or checkpoint error.
 func (s *Spool) Close() error {
+	s.wmu.Lock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		s.wmu.Unlock()
 		return nil
 	}
 	s.closed = true
 	s.signalSpace()
-	for s.flushing {
-		s.cond.Wait()
-	}
 	err := s.err
-	if err == nil {
-		err = s.syncActive()
-	}
-	s.cond.Broadcast()
 	s.mu.Unlock()
+	if err == nil {
+		err = s.f.Sync()
+		s.mu.Lock()
+		if err != nil {
+			err = s.fail(err)
+		} else {
+			s.syncs++
+			s.syncedPos = s.writtenPos
+		}
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+	s.wmu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
 	if cerr := s.Checkpoint(); err == nil {
