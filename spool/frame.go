@@ -36,22 +36,43 @@ func frameCRC(length, rec []byte) uint32 {
 	return crc32.Update(crc32.Update(0, castagnoli, length), castagnoli, rec)
 }
 
-// segName is the file name of the segment whose first record has sequence number base.
-func segName(base Seq) string { return fmt.Sprintf("%020d%s", uint64(base), segExt) }
+// A segment file is named by the sequence number of its first record. It is "open" while it is
+// appended to and until it is fsynced after that; then it is renamed "sealed". Only an open
+// segment can have a torn tail: any damage in a sealed one is corruption.
+const (
+	sealedExt = ".seg"
+	openExt   = ".open"
+)
 
-const segExt = ".seg"
+func segName(base Seq, sealed bool) string {
+	ext := openExt
+	if sealed {
+		ext = sealedExt
+	}
+	return fmt.Sprintf("%020d%s", uint64(base), ext)
+}
+
+func segPath(dir string, base Seq, sealed bool) string {
+	return filepath.Join(dir, segName(base, sealed))
+}
 
 // parseSegName returns the base of a segment file name; ok is false for other files.
-func parseSegName(name string) (Seq, bool) {
-	digits, found := strings.CutSuffix(name, segExt)
-	if !found || len(digits) != 20 {
-		return 0, false
+func parseSegName(name string) (base Seq, sealed, ok bool) {
+	digits, sealed := strings.CutSuffix(name, sealedExt)
+	if !sealed {
+		var found bool
+		if digits, found = strings.CutSuffix(name, openExt); !found {
+			return 0, false, false
+		}
+	}
+	if len(digits) != 20 {
+		return 0, false, false
 	}
 	n, err := strconv.ParseUint(digits, 10, 64)
 	if err != nil {
-		return 0, false
+		return 0, false, false
 	}
-	return Seq(n), true
+	return Seq(n), sealed, true
 }
 
 // scanResult is what scanning a segment file found.
@@ -172,8 +193,8 @@ func (fr *frameReader) next(left int64) (rec []byte, bad string, err error) {
 // ErrCorrupt is wrapped by a *CorruptError.
 var ErrCorrupt = errors.New("spool: corrupt segment")
 
-// CorruptError reports a damaged record that is not a torn tail: a bad frame in a segment other
-// than the last one, or one followed by more data in the last segment. Open refuses to skip it,
+// CorruptError reports a damaged record that is not a torn tail: a bad frame in a sealed
+// segment (one fsynced in full), or one followed by more data in an open segment. Open refuses to skip it,
 // since the records after it would be lost without a word; the file is left as it is for an
 // operator to inspect (and move aside: then the records it held are lost, the others replay).
 type CorruptError struct {
@@ -201,5 +222,3 @@ func syncDir(dir string) error {
 	}
 	return err
 }
-
-func segPath(dir string, base Seq) string { return filepath.Join(dir, segName(base)) }

@@ -32,23 +32,24 @@ func refParse(b []byte) (recs []string, end int64) {
 }
 
 // FuzzOpenSegment writes the frames of head's comma-separated records followed by arbitrary
-// bytes as the only segment file. Open must not panic; it either keeps exactly the complete
-// records before the damage (every record of head at least) or reports a *CorruptError at the
-// end of them; and the spool must then work.
+// bytes as the only segment file, open or sealed. Open must not panic; it either keeps exactly
+// the complete records before the damage (every record of head at least) or reports a
+// *CorruptError at the end of them (always, for damage in a sealed segment); and the spool must
+// then work.
 func FuzzOpenSegment(f *testing.F) {
 	frame := func(r string) []byte { return appendFrame(nil, []byte(r)) }
-	f.Add([]byte("a,b,c"), []byte(nil))
-	f.Add([]byte("a,b"), frame("torn")[:7])
-	f.Add([]byte("a,b"), frame("torn")[:10])
-	f.Add([]byte("x"), make([]byte, 100))
-	f.Add([]byte(""), []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
-	f.Add([]byte("hello,world"), append([]byte("garbage!"), frame("after")...))
-	f.Add([]byte("one"), append(frame("two"), 1, 2, 3))
+	f.Add([]byte("a,b,c"), []byte(nil), false)
+	f.Add([]byte("a,b"), frame("torn")[:7], false)
+	f.Add([]byte("a,b"), frame("torn")[:10], true)
+	f.Add([]byte("x"), make([]byte, 100), false)
+	f.Add([]byte(""), []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, false)
+	f.Add([]byte("hello,world"), append([]byte("garbage!"), frame("after")...), false)
+	f.Add([]byte("one"), append(frame("two"), 1, 2, 3), true)
 	bad := frame("flipped")
 	bad[9] ^= 1
-	f.Add([]byte("ok"), append(bad, frame("next")...))
-	f.Add([]byte(nil), []byte("\x00\x00\x00\x00\xc7\x4b\x67\x48"))
-	f.Fuzz(func(t *testing.T, head, tail []byte) {
+	f.Add([]byte("ok"), append(bad, frame("next")...), false)
+	f.Add([]byte(nil), []byte("\x00\x00\x00\x00\xc7\x4b\x67\x48"), true)
+	f.Fuzz(func(t *testing.T, head, tail []byte, sealed bool) {
 		var file []byte
 		var wrote []string
 		if len(head) > 0 {
@@ -63,7 +64,7 @@ func FuzzOpenSegment(f *testing.F) {
 			t.Fatalf("reference parser lost records: %q of %q", want, wrote)
 		}
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, segName(1)), file, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, segName(1, sealed)), file, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		s, err := Open(dir, Options{Sync: SyncNever})
@@ -73,6 +74,9 @@ func FuzzOpenSegment(f *testing.F) {
 				t.Fatalf("Open = %v, want a *CorruptError at offset %d", err, end)
 			}
 			return
+		}
+		if sealed && end != int64(len(file)) {
+			t.Fatalf("Open of a sealed segment damaged at %d of %d succeeded", end, len(file))
 		}
 		got := records(replayAll(t, s))
 		if !slices.Equal(got, want) {

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -130,6 +131,8 @@ type segment struct {
 	bits     []uint64 // released records: bit i is record base+i
 	released int      // bits set
 	path     string
+	sealed   bool // fsynced in full and renamed: see sealedExt
+	dropped  bool // all released and forgotten: its file is being removed
 }
 
 func (g *segment) isReleased(i int) bool { return g.bits[i/64]&(1<<(i%64)) != 0 }
@@ -138,7 +141,7 @@ func (g *segment) isReleased(i int) bool { return g.bits[i/64]&(1<<(i%64)) != 0 
 // records are released one by one, in any order, once they are dealt with.
 //
 // A Spool is safe for concurrent use by multiple goroutines: Append, Release, Stats and Replay
-// may be called at the same time, and concurrent Appends share writes and fsyncs. It owns the
+// may be called at the same time; concurrent Appends under SyncAlways share fsyncs. It owns the
 // files of its directory, which no other Spool (in this process or another) may open until it
 // is closed. Append copies the record: the caller may reuse it when Append returns. Replay's
 // record is valid only during the call of its function.
@@ -212,36 +215,34 @@ func (s *Spool) load() error {
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	var bases []Seq
+	var files []*segment
 	for _, e := range entries {
-		if base, ok := parseSegName(e.Name()); ok && e.Type().IsRegular() {
-			bases = append(bases, base)
+		if base, sealed, ok := parseSegName(e.Name()); ok && e.Type().IsRegular() {
+			files = append(files, &segment{base: base, sealed: sealed, path: filepath.Join(s.dir, e.Name())})
 		}
 	}
-	slices.Sort(bases)
+	slices.SortFunc(files, func(a, b *segment) int { return cmp.Compare(a.base, b.base) })
 	ck := readCheckpoint(s.dir)
 	next := Seq(1)
-	var old []*segment
-	for i, base := range bases {
-		path := segPath(s.dir, base)
-		if i > 0 && base < next {
-			return &CorruptError{Segment: path, Offset: 0, Reason: fmt.Sprintf("starts at record %d, before the end of the previous segment (%d)", base, next)}
+	for i, g := range files {
+		if i > 0 && g.base < next || i > 0 && g.base == files[i-1].base {
+			return &CorruptError{Segment: g.path, Offset: 0, Reason: fmt.Sprintf("starts at record %d, before the end of the previous segment (%d)", g.base, next)}
 		}
-		r, err := scanSegment(path)
+		r, err := scanSegment(g.path)
 		if err != nil {
 			return fmt.Errorf("spool: %w", err)
 		}
 		if r.bad != "" {
-			if i != len(bases)-1 || !r.torn {
-				return &CorruptError{Segment: path, Offset: r.end, Reason: r.bad}
+			if g.sealed || !r.torn {
+				return &CorruptError{Segment: g.path, Offset: r.end, Reason: r.bad}
 			}
-			if err := truncateFile(path, r.end); err != nil {
-				return fmt.Errorf("spool: truncating the torn tail of %s: %w", path, err)
+			if err := truncateFile(g.path, r.end); err != nil {
+				return fmt.Errorf("spool: truncating the torn tail of %s: %w", g.path, err)
 			}
 			s.torn += r.size - r.end
 		}
-		g := &segment{base: base, n: r.n, size: r.end, path: path, bits: make([]uint64, (r.n+63)/64)}
-		if e, ok := ck.entries[base]; ok {
+		g.n, g.size, g.bits = r.n, r.end, make([]uint64, (r.n+63)/64)
+		if e, ok := ck.entries[g.base]; ok {
 			for j := range min(e.n, r.n) {
 				if e.bits[j/64]&(1<<(j%64)) != 0 {
 					g.bits[j/64] |= 1 << (j % 64)
@@ -249,48 +250,67 @@ func (s *Spool) load() error {
 				}
 			}
 		}
-		next = base + Seq(r.n)
-		old = append(old, g)
+		next = g.base + Seq(r.n)
 	}
 	next = max(next, ck.next)
 
-	// Appends go to a new segment: the old ones are never written again, so a torn tail can
-	// only ever be in the last one, and sequence numbers the checkpoint knows are never reused.
+	// Appends go to a new segment: the old ones are sealed and never written again, and
+	// sequence numbers the checkpoint knows are never reused.
 	var active *segment
-	if k := len(old) - 1; k >= 0 && old[k].n == 0 && old[k].base == next {
-		active, old = old[k], old[:k]
+	if k := len(files) - 1; k >= 0 && files[k].n == 0 && files[k].base == next && !files[k].sealed {
+		active, files = files[k], files[:k]
 	} else {
-		active = &segment{base: next, path: segPath(s.dir, next)}
+		active = &segment{base: next, path: segPath(s.dir, next, false)}
 	}
 	f, err := os.OpenFile(active.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
+	s.f = f
+	for _, g := range files {
+		if g.released == g.n {
+			err = os.Remove(g.path)
+		} else if !g.sealed {
+			err = sealFile(g)
+		}
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("spool: %w", err)
+		}
+		if g.released < g.n {
+			s.segs = append(s.segs, g)
+			s.replay = append(s.replay, g)
+			s.used += g.size
+			s.pending += int64(g.n - g.released)
+		}
+	}
 	if err := syncDir(s.dir); err != nil {
 		f.Close()
 		return fmt.Errorf("spool: %w", err)
 	}
-	removed := false
-	for _, g := range old {
-		if g.released == g.n {
-			if err := os.Remove(g.path); err != nil {
-				f.Close()
-				return fmt.Errorf("spool: %w", err)
-			}
-			removed = true
-			continue
-		}
-		s.segs = append(s.segs, g)
-		s.replay = append(s.replay, g)
-		s.used += g.size
-		s.pending += int64(g.n - g.released)
-	}
-	if removed {
-		_ = syncDir(s.dir) // if lost, the next Open removes them again
-	}
 	s.segs = append(s.segs, active)
-	s.f = f
 	s.next = next
+	return nil
+}
+
+// sealFile fsyncs the segment left open by an earlier run and renames it sealed.
+func sealFile(g *segment) error {
+	f, err := os.OpenFile(g.path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	sealed := segPath(filepath.Dir(g.path), g.base, true)
+	if err := os.Rename(g.path, sealed); err != nil {
+		return err
+	}
+	g.path, g.sealed = sealed, true
 	return nil
 }
 
@@ -478,17 +498,24 @@ func (s *Spool) signalSpace() {
 	}
 }
 
-// roll fsyncs the active segment and starts a new one, removing the old one if all its records
-// are released. s.wmu is held, s.mu is not.
+// roll starts a new segment and seals the old one, or removes it if all its records are
+// released. s.wmu is held, s.mu is not.
+//
+// Under SyncAlways the old segment is fsynced before the new one exists (Appends waiting for
+// their group commit may have records in it). Otherwise it is sealed in the background: an
+// fsync of a whole segment (64 MiB by default) would stall Append for as long as the disk
+// takes, and until it is sealed its tail may be torn after a power loss, which Open allows
+// for an open segment.
 func (s *Spool) roll() error {
-	// The old segment is complete on disk before the new one exists: only the last segment
-	// can have a torn tail.
-	if err := s.f.Sync(); err != nil {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.fail(err)
+	always := s.opts.Sync == SyncAlways
+	if always {
+		if err := s.f.Sync(); err != nil {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.fail(err)
+		}
 	}
-	g := &segment{base: s.next, path: segPath(s.dir, s.next)}
+	g := &segment{base: s.next, path: segPath(s.dir, s.next, false)}
 	f, err := os.OpenFile(g.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
@@ -499,8 +526,10 @@ func (s *Spool) roll() error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	s.mu.Lock()
-	s.syncs++
-	s.syncedPos = max(s.syncedPos, s.writtenPos)
+	if always {
+		s.syncs++
+		s.syncedPos = max(s.syncedPos, s.writtenPos)
+	}
 	old := s.active()
 	s.segs = append(s.segs, g)
 	remove := old.released == old.n
@@ -509,11 +538,45 @@ func (s *Spool) roll() error {
 	}
 	s.cond.Broadcast()
 	s.mu.Unlock()
-	s.f.Close()
+	oldf := s.f
 	s.f = f
-	if remove {
+	switch {
+	case remove:
+		oldf.Close()
 		os.Remove(old.path) // if it fails, the next Open removes it
+	case always:
+		return s.seal(old, oldf)
+	default:
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.seal(old, oldf)
+		}()
 	}
+	return nil
+}
+
+// seal fsyncs and closes a finished segment's file and renames it sealed, unless all its
+// records were released meanwhile. A failure is sticky, as any fsync failure.
+func (s *Spool) seal(g *segment, f *os.File) error {
+	err := f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		return s.fail(err)
+	}
+	s.syncs++
+	if g.dropped {
+		return nil
+	}
+	sealed := segPath(s.dir, g.base, true)
+	if err := os.Rename(g.path, sealed); err != nil {
+		return s.fail(err)
+	}
+	g.path, g.sealed = sealed, true
 	return nil
 }
 
@@ -521,6 +584,7 @@ func (s *Spool) roll() error {
 func (s *Spool) drop(g *segment) {
 	if i := slices.Index(s.segs, g); i >= 0 {
 		s.segs = slices.Delete(s.segs, i, i+1)
+		g.dropped = true
 		s.used -= g.size
 		s.signalSpace()
 	}
@@ -547,15 +611,16 @@ func (s *Spool) Release(seq Seq) {
 	g.released++
 	s.pending--
 	s.dirty = true
-	remove := g.released == g.n && g != s.active()
-	if remove {
+	var remove string
+	if g.released == g.n && g != s.active() {
 		s.drop(g)
+		remove = g.path
 	} else if g.released == g.n {
 		s.signalSpace() // a full spool can reclaim the active segment by starting a new one
 	}
 	s.mu.Unlock()
-	if remove {
-		os.Remove(g.path) // if it fails, the next Open removes it
+	if remove != "" {
+		os.Remove(remove) // if it fails, the next Open removes it
 	}
 }
 

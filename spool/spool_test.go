@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,11 +88,15 @@ func crashCopy(t *testing.T, dir string) string {
 
 func segFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, "*"+segExt))
-	if err != nil {
-		t.Fatal(err)
+	var m []string
+	for _, ext := range []string{sealedExt, openExt} {
+		g, err := filepath.Glob(filepath.Join(dir, "*"+ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = append(m, g...)
 	}
-	slices.Sort(m)
+	slices.SortFunc(m, func(a, b string) int { return strings.Compare(filepath.Base(a), filepath.Base(b)) })
 	return m
 }
 
@@ -506,5 +511,46 @@ func TestDamagedCheckpointReplaysEverything(t *testing.T) {
 	s2 := open(t, dir, Options{})
 	if got := records(replayAll(t, s2)); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("Replay = %v, want [a b]", got)
+	}
+}
+
+// TestTornTailOfAnUnsealedSegment: a power loss before an older segment was sealed (fsynced
+// in the background) leaves its tail torn: Open truncates it and keeps the later segments.
+func TestTornTailOfAnUnsealedSegment(t *testing.T) {
+	dir := t.TempDir()
+	first := appendFrame(appendFrame(nil, []byte("a")), []byte("b"))
+	first = append(first, appendFrame(nil, []byte("lost"))[:6]...)
+	second := appendFrame(nil, []byte("c"))
+	os.WriteFile(filepath.Join(dir, segName(1, false)), first, 0o644)
+	os.WriteFile(filepath.Join(dir, segName(4, false)), second, 0o644)
+	s := open(t, dir, Options{})
+	if got := records(replayAll(t, s)); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("Replay = %q, want [a b c]", got)
+	}
+	if st := s.Stats(); st.TornBytes != 6 {
+		t.Fatalf("TornBytes = %d, want 6", st.TornBytes)
+	}
+	for _, f := range segFiles(t, dir)[:2] {
+		if !strings.HasSuffix(f, sealedExt) {
+			t.Fatalf("%s not sealed by Open", f)
+		}
+	}
+}
+
+func TestFinishedSegmentsAreSealed(t *testing.T) {
+	for _, p := range []SyncPolicy{SyncNever, SyncAlways} {
+		t.Run(p.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir, Options{Sync: p, SegmentBytes: 2 * frameSize(1)})
+			appendN(t, s, "a", "b", "c", "d", "e")
+			s.Close()
+			var got []string
+			for _, f := range segFiles(t, dir) {
+				got = append(got, filepath.Ext(f))
+			}
+			if want := []string{sealedExt, sealedExt, openExt}; !slices.Equal(got, want) {
+				t.Fatalf("segment files %v, want %v", got, want)
+			}
+		})
 	}
 }
