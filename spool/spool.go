@@ -67,7 +67,8 @@ const (
 // Options configure a Spool. Every zero value means its default.
 type Options struct {
 	// MaxBytes bounds the bytes of the segment files (records plus 8 bytes of framing each).
-	// Space comes back a segment at a time, when every record of the segment is released.
+	// Space comes back a segment at a time, when every record of the segment is released: one
+	// record never released pins its segment, so keep SegmentBytes a small part of MaxBytes.
 	// Default 1 GiB.
 	MaxBytes int64
 	// SegmentBytes is the size at which the spool starts a new segment file. A record larger
