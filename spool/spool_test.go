@@ -63,13 +63,24 @@ func records(recs []rec) []string {
 }
 
 // crashCopy copies the spool's files as a killed process leaves them (what was written to the
-// operating system), without closing the spool: the copy is what a restart would find.
+// operating system), without closing the spool: the copy is what a restart would find. A
+// segment being sealed in the background may be renamed under it: then it copies again.
 func crashCopy(t *testing.T, dir string) string {
 	t.Helper()
-	dst := t.TempDir()
+	for {
+		dst := t.TempDir()
+		if err := copyFiles(dir, dst); err == nil {
+			return dst
+		} else if !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+}
+
+func copyFiles(dir, dst string) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for _, e := range ents {
 		if e.Name() == "LOCK" {
@@ -77,27 +88,30 @@ func crashCopy(t *testing.T, dir string) string {
 		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
-	return dst
+	return nil
 }
 
+// segFiles lists the segment files of dir by base. Call it when no segment is being sealed in
+// the background (SyncAlways seals inline; Close waits for it).
 func segFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	var m []string
-	for _, ext := range []string{sealedExt, openExt} {
-		g, err := filepath.Glob(filepath.Join(dir, "*"+ext))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m = append(m, g...)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	slices.SortFunc(m, func(a, b string) int { return strings.Compare(filepath.Base(a), filepath.Base(b)) })
-	return m
+	var m []string
+	for _, e := range ents {
+		if _, _, ok := parseSegName(e.Name()); ok {
+			m = append(m, filepath.Join(dir, e.Name()))
+		}
+	}
+	return m // ReadDir sorts by name: by base
 }
 
 func TestReleasedRecordsAreNotReplayed(t *testing.T) {
@@ -360,7 +374,7 @@ func TestCorruptionIsReported(t *testing.T) {
 func TestSegmentsReclaimed(t *testing.T) {
 	dir := t.TempDir()
 	rec := bytes.Repeat([]byte("r"), 100)
-	s := open(t, dir, Options{SegmentBytes: 4 * frameSize(100)})
+	s := open(t, dir, Options{Sync: SyncAlways, SegmentBytes: 4 * frameSize(100)})
 	var seqs []Seq
 	for range 12 {
 		seqs = append(seqs, appendN(t, s, string(rec))...)
