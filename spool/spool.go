@@ -203,11 +203,10 @@ func Open(dir string, opts Options) (*Spool, error) {
 		return nil, err
 	}
 	if opts.Sync == SyncInterval {
-		s.wg.Add(1)
-		go s.syncLoop()
+		s.every(opts.SyncInterval, s.syncWritten)
 	}
-	s.wg.Add(1)
-	go s.checkpointLoop()
+	// A failed checkpoint is retried at the next tick, and on Close, which reports it.
+	s.every(opts.CheckpointInterval, func() { _ = s.Checkpoint() })
 	return s, nil
 }
 
@@ -738,32 +737,22 @@ func (s *Spool) Checkpoint() error {
 	return nil
 }
 
-func (s *Spool) checkpointLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.opts.CheckpointInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			_ = s.Checkpoint() // retried at the next tick and on Close, which reports it
+// every runs fn every d until Close.
+func (s *Spool) every(d time.Duration, fn func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				fn()
+			}
 		}
-	}
-}
-
-func (s *Spool) syncLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.opts.SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-		s.syncWritten()
-	}
+	}()
 }
 
 // Close fsyncs the active segment, writes the checkpoint and closes the files. Appends waiting
