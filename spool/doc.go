@@ -7,6 +7,7 @@
 //	err = s.Replay(func(seq spool.Seq, rec []byte) error { ...dispatch...; return nil })
 //	seq, err := s.Append(ctx, rec) // durable per Options.Sync when it returns
 //	s.Release(seq)                 // later, from any goroutine, in any order
+//	err = s.Scan(after, fn)        // read again from disk what was dropped from memory
 //
 // # On disk
 //

@@ -625,60 +625,122 @@ func (s *Spool) Release(seq Seq) {
 }
 
 // Replay calls fn, in append order, for every record that was pending when the spool was
-// opened and is still not released, reading them from disk. Records appended since Open are
-// not replayed. It stops at fn's first error and returns it. The record passed to fn is valid
-// only during the call. A record damaged since Open fails Replay with a *CorruptError.
+// opened and is still not released: what a restart must dispatch again. Records appended since
+// Open are not replayed. It reads one record at a time from disk, so an fn that blocks (until
+// a store's queue has room) keeps memory bounded however large the backlog. It stops at fn's
+// first error and returns it. The record passed to fn is valid only during the call. A record
+// damaged since Open fails Replay with a *CorruptError.
 func (s *Spool) Replay(fn func(seq Seq, record []byte) error) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	segs := slices.Clone(s.replay)
+	var views []segView
+	for _, g := range s.replay {
+		views = append(views, segView{g, g.n, g.size})
+	}
 	s.mu.Unlock()
-	for _, g := range segs {
-		if err := s.replaySegment(g, fn); err != nil {
+	return s.read(views, 0, fn)
+}
+
+// Scan calls fn, in append order, for every record not released whose sequence number is
+// above after, up to the last record written when Scan was called (a record whose Append is
+// still waiting for its fsync may be among them). It is Replay for a running spool: after an
+// outage during which records were dropped from memory, the spool, not memory, holds them
+// until they are released. fn is called as by Replay.
+func (s *Spool) Scan(after Seq, fn func(seq Seq, record []byte) error) error {
+	s.wmu.Lock() // no write in progress: each segment's n and size cover written records
+	s.mu.Lock()
+	closed := s.closed
+	var views []segView
+	for _, g := range s.segs {
+		if g.base+Seq(g.n) > after+1 && g.released < g.n {
+			views = append(views, segView{g, g.n, g.size})
+		}
+	}
+	s.mu.Unlock()
+	s.wmu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return s.read(views, after, fn)
+}
+
+// segView is a segment's first n records, size bytes.
+type segView struct {
+	g    *segment
+	n    int
+	size int64
+}
+
+func (s *Spool) read(views []segView, after Seq, fn func(Seq, []byte) error) error {
+	for _, v := range views {
+		if err := s.readSegment(v, after, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// openSegment opens a segment's file for reading; nil, nil when all its records were released
+// and its file removed. Its name changes once, when it is sealed.
+func (s *Spool) openSegment(g *segment) (*os.File, string, error) {
+	for {
+		s.mu.Lock()
+		path, dropped := g.path, g.dropped
+		s.mu.Unlock()
+		if dropped {
+			return nil, path, nil
+		}
+		f, err := os.Open(path)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return f, path, err
+		}
+		s.mu.Lock()
+		moved := g.path != path
+		s.mu.Unlock()
+		if !moved && !s.dropped(g) {
+			return nil, path, err
+		}
+	}
+}
+
+func (s *Spool) dropped(g *segment) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return g.dropped
+}
+
 func (s *Spool) released(g *segment, i int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i < 0 {
-		return g.released == g.n
-	}
 	return g.isReleased(i)
 }
 
-func (s *Spool) replaySegment(g *segment, fn func(Seq, []byte) error) error {
-	if s.released(g, -1) {
-		return nil
-	}
-	f, err := os.Open(g.path)
+func (s *Spool) readSegment(v segView, after Seq, fn func(Seq, []byte) error) error {
+	f, path, err := s.openSegment(v.g)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) && s.released(g, -1) {
-			return nil
-		}
 		return fmt.Errorf("spool: %w", err)
+	}
+	if f == nil {
+		return nil
 	}
 	defer f.Close()
 	rd := newFrameReader(bufio.NewReaderSize(f, 256<<10))
 	var off int64
-	for i := range g.n {
-		rec, bad, err := rd.next(g.size - off)
+	for i := range v.n {
+		rec, bad, err := rd.next(v.size - off)
 		if err == errEnd {
 			bad = "record missing"
 		} else if err != nil {
-			return fmt.Errorf("spool: replaying %s: %w", g.path, err)
+			return fmt.Errorf("spool: reading %s: %w", path, err)
 		}
 		if bad != "" {
-			return &CorruptError{Segment: g.path, Offset: off, Reason: bad}
+			return &CorruptError{Segment: path, Offset: off, Reason: bad}
 		}
-		if !s.released(g, i) {
-			if err := fn(g.base+Seq(i), rec); err != nil {
+		if seq := v.g.base + Seq(i); seq > after && !s.released(v.g, i) {
+			if err := fn(seq, rec); err != nil {
 				return err
 			}
 		}

@@ -568,3 +568,55 @@ func TestFinishedSegmentsAreSealed(t *testing.T) {
 		})
 	}
 }
+
+func TestScan(t *testing.T) {
+	s := open(t, t.TempDir(), Options{Sync: SyncNever, SegmentBytes: 3 * frameSize(1)})
+	seqs := appendN(t, s, "a", "b", "c", "d", "e", "f", "g")
+	s.Release(seqs[1])
+	s.Release(seqs[3])
+	scan := func(after Seq) []string {
+		var got []string
+		if err := s.Scan(after, func(_ Seq, r []byte) error { got = append(got, string(r)); return nil }); err != nil {
+			t.Fatalf("Scan(%d): %v", after, err)
+		}
+		return got
+	}
+	if got := scan(0); !slices.Equal(got, []string{"a", "c", "e", "f", "g"}) {
+		t.Fatalf("Scan(0) = %q", got)
+	}
+	if got := scan(seqs[4]); !slices.Equal(got, []string{"f", "g"}) {
+		t.Fatalf("Scan(after e) = %q", got)
+	}
+
+	// While others append and release: everything appended before Scan is there, in order.
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			seq, err := s.Append(context.Background(), []byte("x"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if i%2 == 0 {
+				s.Release(seq)
+			}
+		}
+	})
+	for range 20 {
+		var got []Seq
+		if err := s.Scan(0, func(seq Seq, _ []byte) error { got = append(got, seq); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) < 5 || !slices.Equal(got[:5], []Seq{seqs[0], seqs[2], seqs[4], seqs[5], seqs[6]}) || !slices.IsSorted(got) {
+			t.Fatalf("Scan during appends = %v", got)
+		}
+	}
+	close(done)
+	wg.Wait()
+}
