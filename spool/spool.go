@@ -473,7 +473,7 @@ func (s *Spool) syncWritten() {
 	case err == nil:
 		s.syncedPos = max(s.syncedPos, end)
 		s.syncs++
-	case errors.Is(err, os.ErrClosed): // roll or Close fsynced it before closing it
+	case errors.Is(err, os.ErrClosed): // roll or its seal or Close fsynced it before closing it
 	default:
 		s.fail(err)
 	}
