@@ -620,3 +620,29 @@ func TestScan(t *testing.T) {
 	close(done)
 	wg.Wait()
 }
+
+// TestWriteFailureIsSticky: after a failed write the tail of the log is unknown, so every
+// later Append fails; a reopened spool has every record appended before the failure.
+func TestWriteFailureIsSticky(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, "a", "b")
+	s.wmu.Lock()
+	s.f.Close() // the next write fails, as on EIO
+	s.wmu.Unlock()
+	for range 2 {
+		if _, err := s.Append(context.Background(), []byte("c")); err == nil {
+			t.Fatal("Append after a write failure succeeded")
+		}
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("Close after a write failure reported nothing")
+	}
+	s2 := open(t, dir, Options{})
+	if got := records(replayAll(t, s2)); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("Replay = %q, want [a b]", got)
+	}
+}
