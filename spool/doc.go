@@ -61,7 +61,7 @@
 //     record at a time under a mutex with a NoSync switch (fsync every write or never: no group
 //     commit, no interval), and its only way to free space is TruncateFront, a prefix: releases
 //     out of order would still need our own released set, and one stuck record would pin the
-//     whole log. It is also not among the packages this project may add.
+//     whole log.
 //   - go.etcd.io/bbolt: a copy-on-write B+tree (key = Seq, delete on release) that is crash
 //     safe by construction, with Batch for group commit; but a commit writes whole 4 KiB pages
 //     plus the meta page and fsyncs twice, Batch waits up to MaxBatchDelay (10 ms) to gather
