@@ -57,11 +57,12 @@
 //
 // Compared for this job by their documentation and code:
 //
-//   - github.com/tidwall/wal: an indexed segment log with CRC framing; but Write takes one
-//     record at a time under a mutex with a NoSync switch (fsync every write or never: no group
-//     commit, no interval), and its only way to free space is TruncateFront, a prefix: releases
-//     out of order would still need our own released set, and one stuck record would pin the
-//     whole log.
+//   - github.com/tidwall/wal: an indexed segment log; but its entries are a length prefix
+//     without a checksum, a damaged last entry fails Open (ErrCorrupt) instead of being
+//     truncated, Write and WriteBatch run under one mutex with a NoSync switch (fsync each
+//     call or never: no group commit across callers, no interval), and its only way to free
+//     space is TruncateFront, a prefix: releases out of order would still need our own
+//     released set, and one stuck record would pin the whole log.
 //   - go.etcd.io/bbolt: a copy-on-write B+tree (key = Seq, delete on release) that is crash
 //     safe by construction, with Batch for group commit; but a commit writes whole 4 KiB pages
 //     plus the meta page and fsyncs twice, Batch waits up to MaxBatchDelay (10 ms) to gather
