@@ -18,6 +18,12 @@ const (
 	// transaction (group commit), so throughput holds with many publishers; one caller waits
 	// about one batch round trip. A PUBACK sent after it means "stored".
 	Sync
+	// Spool: a write returns once it is appended to the local log DispatcherOptions.Spool
+	// (durable as its sync policy says), then queued as under Async; the record is released
+	// when every store has stored the event (or failed to for good). After a crash,
+	// Dispatcher.Replay hands the records not released to the stores again, which store
+	// each message once (writes are idempotent by msgid). A PUBACK means "on local disk".
+	Spool
 )
 
 // Completion follows the store writes caused by one hook call, for a Dispatcher that waits
@@ -35,7 +41,8 @@ type Completion struct {
 	once    sync.Once
 	done    chan struct{} // closed when pending reaches 0
 	mu      sync.Mutex
-	err     error // the first failure
+	err     error       // the first failure
+	then    func(error) // called once with err when pending reaches 0; may be nil
 }
 
 // NewCompletion returns a Completion with one hold, released by Wait: no count of writes
@@ -59,7 +66,15 @@ func (c *Completion) Done(err error) {
 		c.mu.Unlock()
 	}
 	if c.pending.Add(-1) == 0 {
-		c.once.Do(func() { close(c.done) })
+		c.once.Do(func() {
+			close(c.done)
+			if c.then != nil {
+				c.mu.Lock()
+				err := c.err
+				c.mu.Unlock()
+				c.then(err)
+			}
+		})
 	}
 }
 

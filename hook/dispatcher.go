@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mqttstore/mqttstore/spool"
 	"github.com/mqttstore/mqttstore/topic"
 )
 
@@ -32,8 +33,12 @@ type DispatcherOptions struct {
 	// Node is the broker's node name, for the default IDs.
 	Node string
 	// Durability says when the write calls return: Async (the zero value) once the stores
-	// have queued the event, Sync once they have stored it (see Durability).
+	// have queued the event, Sync once they have stored it, Spool once it is in Spool (see
+	// Durability).
 	Durability Durability
+	// Spool is the local log of Durability Spool, opened by the caller (see package spool),
+	// who closes it after the Dispatcher. The Dispatcher appends and releases its records.
+	Spool *spool.Spool
 }
 
 // ActionError is the failure of one rule's action for an event. Dispatch joins them (with
@@ -65,6 +70,7 @@ type Dispatcher struct {
 	ids           *IDGenerator
 	node          string
 	durability    Durability
+	spool         *spool.Spool
 
 	mu       sync.Mutex // serialises Register and Close
 	backends []namedBackend
@@ -100,7 +106,7 @@ type pointRules struct {
 
 // NewDispatcher returns a Dispatcher with no backends.
 func NewDispatcher(opts DispatcherOptions) *Dispatcher {
-	d := &Dispatcher{log: opts.Logger, lookupTimeout: opts.LookupTimeout, ids: opts.IDs, node: opts.Node, durability: opts.Durability}
+	d := &Dispatcher{log: opts.Logger, lookupTimeout: opts.LookupTimeout, ids: opts.IDs, node: opts.Node, durability: opts.Durability, spool: opts.Spool}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -311,7 +317,8 @@ func (d *Dispatcher) run(ctx context.Context, e Event, all, filtered []*entry) (
 	slices.SortFunc(filtered, func(a, b *entry) int { return cmp.Compare(a.seq, b.seq) })
 	var errs []error
 	var lookups []*entry
-	var stored *Completion // Sync: the writes' outcomes
+	var stored *Completion // Sync and Spool: the writes' outcomes
+	var refused error      // Spool: the event could not be appended
 	wctx := ctx
 	for i, j := 0, 0; i < len(all) || j < len(filtered); {
 		var en *entry
@@ -324,18 +331,29 @@ func (d *Dispatcher) run(ctx context.Context, e Event, all, filtered []*entry) (
 			lookups = append(lookups, en)
 			continue
 		}
-		if d.durability == Sync && stored == nil {
-			stored = NewCompletion()
-			wctx = WithCompletion(ctx, stored)
+		if stored == nil && refused == nil && d.durability != Async {
+			stored, refused = d.track(ctx, e)
+			if refused != nil {
+				errs = append(errs, refused)
+			} else {
+				wctx = WithCompletion(ctx, stored)
+			}
+		}
+		if refused != nil {
+			continue
 		}
 		if err := en.write.Write(wctx, e); err != nil {
 			errs = append(errs, en.fail(err))
 		}
 	}
-	if stored != nil {
+	switch {
+	case stored == nil:
+	case d.durability == Sync:
 		if err := stored.Wait(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("hook: %v not stored: %w", e.Point(), err))
 		}
+	default: // Spool: the record is released when the writes are done
+		stored.Done(nil)
 	}
 	if len(lookups) == 0 {
 		return Result{}, errors.Join(errs...)
@@ -364,6 +382,86 @@ func (d *Dispatcher) run(ctx context.Context, e Event, all, filtered []*entry) (
 		wg.Wait()
 	}
 	return MergeResults(results...), errors.Join(append(errs, lookupErrs...)...)
+}
+
+// track returns the Completion of the writes of e: under Spool, once e is appended to the
+// spool, releasing its record when they are done.
+func (d *Dispatcher) track(ctx context.Context, e Event) (*Completion, error) {
+	if d.durability != Spool {
+		return NewCompletion(), nil
+	}
+	if d.spool == nil {
+		return nil, fmt.Errorf("hook: %v: Durability Spool without DispatcherOptions.Spool: %w", e.Point(), ErrConfig)
+	}
+	bp := recordPool.Get().(*[]byte)
+	rec := appendEvent((*bp)[:0], e)
+	seq, err := d.spool.Append(ctx, rec)
+	*bp = rec
+	recordPool.Put(bp)
+	if err != nil {
+		return nil, fmt.Errorf("hook: %v not spooled: %w", e.Point(), err)
+	}
+	return d.releasing(seq), nil
+}
+
+// releasing returns a Completion that releases the spool record seq when its writes are done.
+func (d *Dispatcher) releasing(seq spool.Seq) *Completion {
+	c := NewCompletion()
+	c.then = func(error) { d.spool.Release(seq) }
+	return c
+}
+
+// recordPool holds the buffers events are encoded into for the spool.
+var recordPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// Replay hands the write events that DispatcherOptions.Spool holds from before it was opened,
+// and never saw stored, to the registered rules again, in the order they were appended: call
+// it after Register and before the broker takes clients. It returns how many events it
+// replayed. A record that is not an event (it cannot be, short of a bug: the spool checks
+// every record's checksum) is logged and released.
+func (d *Dispatcher) Replay(ctx context.Context) (int, error) {
+	if d.spool == nil {
+		return 0, nil
+	}
+	n := 0
+	err := d.spool.Replay(func(seq spool.Seq, rec []byte) error {
+		e, err := decodeEvent(rec)
+		if err != nil {
+			d.log.Error("spool record is not an event: released", "seq", seq, "error", err)
+			d.spool.Release(seq)
+			return nil
+		}
+		n++
+		c := d.releasing(seq)
+		if err := d.replay(WithCompletion(ctx, c), e); err != nil {
+			d.log.Error("replay of a spooled event", "point", e.Point(), "error", err)
+		}
+		c.Done(nil)
+		return ctx.Err()
+	})
+	return n, err
+}
+
+// replay runs the write rules of e (lookups are the broker's business, now).
+func (d *Dispatcher) replay(ctx context.Context, e Event) error {
+	t, err := d.eventTopic(e)
+	if err != nil {
+		return err
+	}
+	pr := &d.snap.Load().points[e.Point()]
+	entries := slices.Clone(pr.all)
+	if t != "" && pr.filtered != nil {
+		entries = pr.filtered.MatchAppend(entries, t)
+	}
+	var errs []error
+	for _, en := range entries {
+		if en.write != nil {
+			if err := en.write.Write(ctx, e); err != nil {
+				errs = append(errs, en.fail(err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (en *entry) fail(err error) error {
