@@ -207,7 +207,13 @@ func TestDynamoQueue(t *testing.T) {
 	if got := payloads(w2.Barrier(t, "queue/jobs")); !slices.Equal(got, second) {
 		t.Errorf("worker-2: received %q, want %q (not worker-1's jobs)", got, second)
 	}
-	b.flush(t)
+	// worker-2's acknowledgements may still be on their way to the broker (paho acks after
+	// its handler): wait until they are written.
+	mqtttest.Eventually(t, "worker-2's jobs to be taken", func() bool {
+		b.flush(t)
+		got, set := tg.messages(t, "queue/jobs")
+		return len(got) == 0 && len(set) == 0
+	})
 
 	// Everything is taken: neither worker gets a job again.
 	w1 = mqtttest.Connect(t, b.addr, "worker-1", true)
