@@ -8,12 +8,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -23,12 +20,12 @@ import (
 	"github.com/mqttstore/mqttstore/internal/testenv"
 )
 
-// dynamoTarget is dynalite with the DynamoDB rules, a table prefix of the test's, and the
-// test's own client.
+// dynamoTarget is dynalite with the DynamoDB rules and a table prefix of the test's (in the
+// embedded target: its start and restart run the broker on that configuration file), and
+// the test's own client.
 type dynamoTarget struct {
-	db         *dynamodb.Client
-	prefix     string
-	configFile string
+	target
+	db *dynamodb.Client
 }
 
 func newDynamoTarget(t *testing.T) *dynamoTarget {
@@ -48,39 +45,10 @@ func newDynamoTarget(t *testing.T) *dynamoTarget {
 		conf = strings.Replace(conf, r[0], r[1], 1)
 	}
 	conf += "\nbackend.dynamo.pool1.table_prefix = " + env.TablePrefix + "\n"
-	return &dynamoTarget{db: env.Client(), prefix: env.TablePrefix, configFile: writeConfig(t, conf)}
-}
-
-// start starts a broker on the target; the test closes it (Close may be called before).
-func (tg *dynamoTarget) start(t *testing.T) *broker {
-	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return &dynamoTarget{
+		target: target{kind: "dynamo", prefix: env.TablePrefix, configFile: writeConfig(t, conf)},
+		db:     env.Client(),
 	}
-	b, err := start(context.Background(), config{Listen: "127.0.0.1:0", Node: "node1", EnsureSchema: true, Logger: log, ConfigFile: tg.configFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Logf("closing the broker: %v", err)
-		}
-	})
-	return b
-}
-
-// restart closes b, writing out its queue, and starts a new broker on the same tables.
-func (tg *dynamoTarget) restart(t *testing.T, b *broker) *broker {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return tg.start(t)
 }
 
 func (tg *dynamoTarget) scan(t *testing.T, table string) []map[string]types.AttributeValue {
