@@ -55,17 +55,22 @@ func BenchmarkPublish(b *testing.B) {
 	b.Run("raw-sdk-batch-only", func(b *testing.B) { rawPublish(b, false) })
 }
 
-// storePublish writes b.N messages through on_message_publish of a store opened with cfg
-// and reports persisted msg/s, from the first Write to the end of the Flush.
-func storePublish(b *testing.B, cfg dynamostore.Config) {
+// benchPublisher opens a store with cfg (closed when b ends) and returns its
+// on_message_publish action and b.N messages to write.
+func benchPublisher(b *testing.B, cfg dynamostore.Config) (*dynamostore.Store, hook.WriteAction, []hook.PublishEvent) {
 	s := open(b, cfg)
-	defer s.Close(context.Background())
+	b.Cleanup(func() { s.Close(context.Background()) })
 	a, err := s.Prepare(&hook.Rule{Name: "p", Point: hook.MessagePublish, Topic: "#", Action: hook.RuleAction{Function: hook.OnMessagePublish}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := a.(hook.WriteAction)
-	evs := benchMessages(b.N)
+	return s, a.(hook.WriteAction), benchMessages(b.N)
+}
+
+// storePublish writes b.N messages through on_message_publish of a store opened with cfg
+// and reports persisted msg/s, from the first Write to the end of the Flush.
+func storePublish(b *testing.B, cfg dynamostore.Config) {
+	s, w, evs := benchPublisher(b, cfg)
 	ctx := context.Background()
 	b.ResetTimer()
 	start := time.Now()
@@ -216,14 +221,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	cfg := testConfig(b)
 	cfg.Options.Logger = slog.New(slog.DiscardHandler)
 	cfg.Options.QueueSize = b.N + 1
-	s := open(b, cfg)
-	defer s.Close(context.Background())
-	a, err := s.Prepare(&hook.Rule{Name: "p", Point: hook.MessagePublish, Topic: "#", Action: hook.RuleAction{Function: hook.OnMessagePublish}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := a.(hook.WriteAction)
-	evs := benchMessages(b.N)
+	s, w, evs := benchPublisher(b, cfg)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
