@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,34 +48,45 @@ func BenchmarkPublish(b *testing.B) {
 	b.Run("store", func(b *testing.B) {
 		cfg := testConfig(b)
 		cfg.Options.Logger = slog.New(slog.DiscardHandler)
-		s := open(b, cfg)
-		defer s.Close(context.Background())
-		a, err := s.Prepare(&hook.Rule{Name: "p", Point: hook.MessagePublish, Topic: "#", Action: hook.RuleAction{Function: hook.OnMessagePublish}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		w := a.(hook.WriteAction)
-		evs := benchMessages(b.N)
-		ctx := context.Background()
-		b.ResetTimer()
-		start := time.Now()
-		for i := range evs {
-			if err := w.Write(ctx, &evs[i]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := s.Flush(ctx); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
-		b.StopTimer()
-		if st := s.Stats(); st.Failed != 0 || st.Success != uint64(b.N) {
-			b.Fatalf("stats %+v", st)
-		}
+		storePublish(b, cfg)
 	})
 	b.Run("raw-sdk", func(b *testing.B) { rawPublish(b, true) })
 	// The same without the string-set updates: what the UpdateItem calls cost.
 	b.Run("raw-sdk-batch-only", func(b *testing.B) { rawPublish(b, false) })
+}
+
+// benchPublisher opens a store with cfg (closed when b ends) and returns its
+// on_message_publish action and b.N messages to write.
+func benchPublisher(b *testing.B, cfg dynamostore.Config) (*dynamostore.Store, hook.WriteAction, []hook.PublishEvent) {
+	s := open(b, cfg)
+	b.Cleanup(func() { s.Close(context.Background()) })
+	a, err := s.Prepare(&hook.Rule{Name: "p", Point: hook.MessagePublish, Topic: "#", Action: hook.RuleAction{Function: hook.OnMessagePublish}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, a.(hook.WriteAction), benchMessages(b.N)
+}
+
+// storePublish writes b.N messages through on_message_publish of a store opened with cfg
+// and reports persisted msg/s, from the first Write to the end of the Flush.
+func storePublish(b *testing.B, cfg dynamostore.Config) {
+	s, w, evs := benchPublisher(b, cfg)
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	for i := range evs {
+		if err := w.Write(ctx, &evs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
+	b.StopTimer()
+	if st := s.Stats(); st.Failed != 0 || st.Success != uint64(b.N) {
+		b.Fatalf("stats %+v", st)
+	}
 }
 
 // rawPublish is the raw SDK baseline of BenchmarkPublish; sets: with the UpdateItem ADD calls.
@@ -151,19 +164,64 @@ func rawPublish(b *testing.B, withSets bool) {
 	}
 }
 
+// callCounter is an http.RoundTripper that counts the calls of each DynamoDB operation and
+// the time spent in them.
+type callCounter struct {
+	base http.RoundTripper
+	n    [2]atomic.Int64 // BatchWriteItem, UpdateItem
+	ns   [2]atomic.Int64
+}
+
+func (c *callCounter) RoundTrip(req *http.Request) (*http.Response, error) {
+	op := -1
+	switch target := req.Header.Get("X-Amz-Target"); {
+	case strings.HasSuffix(target, ".BatchWriteItem"):
+		op = 0
+	case strings.HasSuffix(target, ".UpdateItem"):
+		op = 1
+	}
+	start := time.Now()
+	resp, err := c.base.RoundTrip(req)
+	if op >= 0 {
+		c.n[op].Add(1)
+		c.ns[op].Add(int64(time.Since(start)))
+	}
+	return resp, err
+}
+
+// BenchmarkUpdateConcurrency measures what the mqtt_topic_msg_map string sets cost as
+// Config.UpdateConcurrency bounds them (default 16): persisted msg/s through
+// on_message_publish (4000 messages, 100 topics, as BenchmarkPublish), the UpdateItem calls
+// per message, and the mean round trip of an UpdateItem and of a BatchWriteItem:
+//
+//	go test -run '^$' -bench UpdateConcurrency -benchtime 4000x ./dynamostore/
+func BenchmarkUpdateConcurrency(b *testing.B) {
+	for _, c := range []int{1, 4, 16, 64} {
+		b.Run(fmt.Sprint("c=", c), func(b *testing.B) {
+			cfg := testConfig(b)
+			cfg.Options.Logger = slog.New(slog.DiscardHandler)
+			cfg.UpdateConcurrency = c
+			calls := &callCounter{base: http.DefaultTransport.(*http.Transport).Clone()}
+			cfg.HTTPClient = &http.Client{Transport: calls}
+			storePublish(b, cfg)
+			updates, batches := calls.n[1].Load(), calls.n[0].Load()
+			b.ReportMetric(float64(updates)/float64(b.N), "updates/msg")
+			if updates > 0 {
+				b.ReportMetric(float64(calls.ns[1].Load())/float64(updates)/1e3, "µs/update")
+			}
+			if batches > 0 {
+				b.ReportMetric(float64(calls.ns[0].Load())/float64(batches)/1e3, "µs/batchwrite")
+			}
+		})
+	}
+}
+
 // BenchmarkEnqueue is the cost of a Write as the broker sees it (the queue has room).
 func BenchmarkEnqueue(b *testing.B) {
 	cfg := testConfig(b)
 	cfg.Options.Logger = slog.New(slog.DiscardHandler)
 	cfg.Options.QueueSize = b.N + 1
-	s := open(b, cfg)
-	defer s.Close(context.Background())
-	a, err := s.Prepare(&hook.Rule{Name: "p", Point: hook.MessagePublish, Topic: "#", Action: hook.RuleAction{Function: hook.OnMessagePublish}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := a.(hook.WriteAction)
-	evs := benchMessages(b.N)
+	s, w, evs := benchPublisher(b, cfg)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -60,6 +60,17 @@
 // mqtt_client are UpdateItems, Config.UpdateConcurrency calls at a time. Writes are
 // idempotent (keyed by msgid, topic, client), so a retry never duplicates.
 //
+// # Outages
+//
+// The writer owns the retries of writes: BatchWriteItem and UpdateItem make one SDK attempt
+// each (RetryMaxAttempts 1), and the writer retries with Options.Retry (without limit by
+// default), in order per topic. The SDK's HTTP client has no timeout but its dial's
+// (Options.ConnectTimeout); every call is bounded by its context, Options.QueryTimeout for a
+// flush, so an endpoint that accepts connections and never answers costs a timeout per
+// flush, not a hung shard. A failed send (refused, reset, closed idle connection, timeout)
+// or a cut answer is "maybe written" (backend.FailUnknown) and retried, never failed as a
+// bad item: an outage of any length loses nothing while the queue has room.
+//
 // # Expiry
 //
 // A rule's expired_time stores expire_at; Activate enables DynamoDB's TTL on it

@@ -3,6 +3,7 @@ package dynamostore_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -29,6 +30,8 @@ type faults struct {
 	// Counts of the next BatchWriteItem (or UpdateItem) calls to fault.
 	unprocessed, throttle, serverError, throttleUpdate int
 	down                                               bool
+	downWith                                           error // what a down endpoint answers; nil: connection refused
+	cut                                                int   // the next calls answered with half a body
 	// What was injected.
 	injectedUnprocessed, injectedThrottle, injectedServerError, injectedUpdate int
 }
@@ -64,10 +67,17 @@ func answer(req *http.Request, status int, body string) *http.Response {
 
 func (f *faults) RoundTrip(req *http.Request) (*http.Response, error) {
 	f.mu.Lock()
-	down := f.down
+	down, downWith := f.down, f.downWith
 	f.mu.Unlock()
 	if down {
+		if downWith != nil {
+			return nil, downWith
+		}
 		return nil, fmt.Errorf("injected: dial tcp: %w", syscall.ECONNREFUSED)
+	}
+	var none int
+	if f.take(&f.cut, &none) {
+		return answer(req, 200, `{"UnprocessedItems": {"`), nil
 	}
 	target := req.Header.Get("X-Amz-Target")
 	switch {
@@ -200,9 +210,9 @@ func TestUnprocessedKeepsOrder(t *testing.T) {
 	}
 }
 
-// TestOutage: the endpoint refuses connections while messages are published (the writer
-// sees the outage: retries counted), then comes back: every message is stored exactly once.
-// (The 30 s outage under load through a TCP proxy is issue 12's fault test, still to do.)
+// TestOutage: the endpoint refuses connections (injected in the HTTP client) while messages
+// are published (the writer sees the outage: retries counted), then comes back: every message
+// is stored exactly once. TestOutage30s is the same through a TCP proxy, for 30 s.
 func TestOutage(t *testing.T) {
 	t.Parallel()
 	cfg, ft := faultyConfig(t)
@@ -225,5 +235,40 @@ func TestOutage(t *testing.T) {
 	wantIDs(t, "fetch of out/# after the outage", f.fetch("x", "out/#"), all...)
 	if st := f.s.Stats(); st.Success != 200 {
 		t.Errorf("stats %+v; want 200 successes", st)
+	}
+}
+
+// TestTransportErrorsRetried: whatever the HTTP client answers when the endpoint goes away
+// (errors that are no syscall error nor io.EOF, a 200 answer cut short), the writes are
+// retried, not failed: connection errors are outages, never bad items.
+func TestTransportErrorsRetried(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		set  func(f *faults)
+	}{
+		// net/http's error when the server closes a pooled connection as it is reused.
+		{"server closed idle connection", func(f *faults) { f.down, f.downWith = true, errors.New("http: server closed idle connection") }},
+		{"connection reset", func(f *faults) { f.down, f.downWith = true, fmt.Errorf("read tcp: %w", syscall.ECONNRESET) }},
+		{"answer cut short", func(f *faults) { f.cut = 5 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, ft := faultyConfig(t)
+			f := newFixture(t, cfg)
+			ft.set(tc.set)
+			var all []*hook.Message
+			for i := range 20 {
+				all = append(all, f.msg(fmt.Sprintf("tr/%d", i%3), 1, fmt.Sprint("m", i)))
+			}
+			f.publish(all...)
+			for st := f.s.Stats(); st.Retried == 0 && st.Failed == 0; st = f.s.Stats() {
+				time.Sleep(5 * time.Millisecond)
+			}
+			ft.set(func(f *faults) { f.down = false })
+			f.flush()
+			f.noFailures()
+			wantIDs(t, "fetch of tr/#", f.fetch("x", "tr/#"), all...)
+		})
 	}
 }

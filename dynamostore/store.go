@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -158,7 +159,15 @@ func newClient(ctx context.Context, cfg Config, opts backend.Options) (*dynamodb
 	if cfg.AccessKeyID != "" {
 		lo = append(lo, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
 	}
-	lo = append(lo, awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+	// The HTTP client has no timeout of its own but the dial's (Options.ConnectTimeout, not
+	// the SDK's 30 s): every call is bounded by its context, which for writes carries
+	// Options.QueryTimeout, so a partition (connections accepted, nothing answered) costs a
+	// flush QueryTimeout and the writer retries. Writes make one SDK attempt (noSDKRetry):
+	// the writer owns their retries, without limit by default, so an outage of any length
+	// fails nothing for good.
+	lo = append(lo, awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
+		d.Timeout = opts.ConnectTimeout
+	}).WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConnsPerHost = max(opts.PoolSize, 2) * 4
 	})))
 	ac, err := awsconfig.LoadDefaultConfig(ctx, lo...)

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/mqttstore/mqttstore/backend"
 	"github.com/mqttstore/mqttstore/hook"
@@ -382,6 +383,15 @@ func classify(err error) backend.Failure {
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
 		return backend.FailRetry
+	}
+	// No answer, or half of one: the request may have been written. Whatever the transport's
+	// error ("http: server closed idle connection" is none of IsTransient's), a failed send
+	// (RequestSendError: refused, reset, closed, timed out) or a cut answer
+	// (DeserializationError) is an outage, never a bad item.
+	var se *smithyhttp.RequestSendError
+	var de *smithy.DeserializationError
+	if errors.As(err, &se) || errors.As(err, &de) {
+		return backend.FailUnknown
 	}
 	if backend.IsTransient(err) || errors.Is(err, context.Canceled) {
 		return backend.FailUnknown // maybe written: idempotent writes are retried
