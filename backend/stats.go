@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 )
 
@@ -47,5 +48,10 @@ func IsTransient(err error) bool {
 		}
 	}
 	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	// net/http's error for a request sent on a pooled connection the server had just closed
+	// is unexported: its text is what there is.
+	return strings.Contains(err.Error(), "http: server closed idle connection")
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -1229,6 +1230,8 @@ func TestIsTransient(t *testing.T) {
 		{fmt.Errorf("query: %w", context.DeadlineExceeded), true},
 		{io.ErrUnexpectedEOF, true},
 		{&net.DNSError{Err: "timeout", IsTimeout: true}, true},
+		// net/http's (unexported) error for a request on a connection the server closed.
+		{&url.Error{Op: "Post", URL: "http://127.0.0.1:8086/write", Err: errors.New("http: server closed idle connection")}, true},
 	} {
 		if got := backend.IsTransient(tc.err); got != tc.want {
 			t.Errorf("IsTransient(%v) = %v, want %v", tc.err, got, tc.want)
