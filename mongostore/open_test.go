@@ -177,8 +177,8 @@ backend.mongo.hook.client.connected.1 = {"action": {"function": "on_client_conne
 		t.Fatal(err)
 	}
 	sc := bc.Stores["mongo"]
-	if v, _ := sc.Pools["topology"].Lookup("pool_size"); v != "1" {
-		t.Errorf("LoadConfig: backend.mongo.topology.pool_size is not the pool topology's pool_size (%v): update the doc", sc.Pools)
+	if v, _ := sc.Settings.Lookup("topology.pool_size"); v != "1" || sc.Pools["topology"] != nil {
+		t.Errorf("LoadConfig: backend.mongo.topology.pool_size is not the store setting topology.pool_size (pools %v): update the doc", sc.Pools)
 	}
 	cfg, err := ConfigFromPool(backend.PoolConfig{Store: "mongo", Pool: sc.Pools["pool1"]})
 	if err != nil {
