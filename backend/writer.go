@@ -160,6 +160,7 @@ type Writer[T any] struct {
 	cancel  context.CancelFunc
 
 	success  atomic.Uint64
+	refused  atomic.Uint64 // Refuse calls: matched and failed, never queued
 	inflight atomic.Int64
 	// Counted and logged at most once a second each.
 	failed, retried, panics tally
@@ -355,6 +356,16 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 		poke(s.wake)
 	}
 	return nil
+}
+
+// Refuse counts a write its store refuses before queueing it, because its database could not
+// hold it (a value longer than its column, a payload its column cannot take): as matched and
+// failed, logged with the failures at most once a second. It returns err, for the store's
+// Write to return: the broker hears of it before it acknowledges the message.
+func (w *Writer[T]) Refuse(err error) error {
+	w.refused.Add(1)
+	w.failed.add(1, err)
+	return err
 }
 
 // waitRoom is Enqueue's way when shard to has no room. The room of the queue, QueueSize
@@ -884,7 +895,7 @@ func (w *Writer[T]) Stats() Stats {
 			DropClosed:    w.dropped[1].n.Load(),
 		},
 	}
-	st.Matched = st.Dropped[DropQueueFull] + st.Dropped[DropClosed]
+	st.Matched = st.Dropped[DropQueueFull] + st.Dropped[DropClosed] + w.refused.Load()
 	// All shards at once, so that Queued is never more than QueueSize.
 	for _, s := range w.shards {
 		s.mu.Lock()

@@ -2,9 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mqttstore/mqttstore/hook"
 	"github.com/mqttstore/mqttstore/template"
@@ -113,7 +115,7 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 		}
 		if o.kind == opMsg && s.msgText.Load() || o.kind == opRetain && s.retainText.Load() {
 			if err := textPayload(m.Payload); err != nil {
-				return fmt.Errorf("sqlstore: message %s on %q: %w (Config.MigratePayload converts the column to bytea)", m.ID, m.Topic, err)
+				return s.w.Refuse(fmt.Errorf("sqlstore: message %s on %q: %w (Config.MigratePayload converts the column to bytea)", m.ID, m.Topic, err))
 			}
 		}
 		o.key, o.msg, o.at = m.Topic, m, orNow(m.Timestamp)
@@ -134,7 +136,52 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 		f := topic.Unshared(ev.Topic)
 		o = op{kind: opAckedDelete, key: msgStream, client: ev.ClientID, filter: f}
 	}
+	if err := s.fits(&o); err != nil {
+		return s.w.Refuse(err)
+	}
 	return s.w.EnqueueContext(ctx, o)
+}
+
+// fits checks that the values of o fit the columns they go into.
+func (s *Store) fits(o *op) error {
+	wp := s.widths.Load()
+	if wp == nil {
+		return nil
+	}
+	widths := *wp
+	check := func(table, column, v string) error {
+		n := widths[table+"."+column]
+		if n == 0 || len(v) <= n { // a character takes a byte at least
+			return nil
+		}
+		if c := utf8.RuneCountInString(v); c > n {
+			return fmt.Errorf("sqlstore: %s of %d characters for %s.%s, which holds %d: %w", column, c, table, column, n, ErrValueTooLong)
+		}
+		return nil
+	}
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	switch o.kind {
+	case opConnected, opDisconnected:
+		add(check("mqtt_client", "clientid", o.client))
+		add(check("mqtt_client", "node", o.node))
+	case opMsg, opRetain:
+		table := "mqtt_msg"
+		if o.kind == opRetain {
+			table = "mqtt_retain"
+		}
+		m := o.msg
+		add(check(table, "topic", m.Topic))
+		add(check(table, "msgid", m.ID))
+		add(check(table, "sender", m.From))
+		if s.d.hasNode {
+			add(check(table, "node", s.node(m.Node)))
+		}
+	case opAcked:
+		add(check("mqtt_acked", "clientid", o.client))
+		add(check("mqtt_acked", "topic", o.msg.Topic))
+	}
+	return errors.Join(errs...)
 }
 
 func (a *writeAction) badEvent(e hook.Event) error {

@@ -83,7 +83,7 @@ func (s *Store) EnsureSchema(ctx context.Context) error {
 		}
 	}
 	s.noMsgLock.Store(false) // MySQL: mqtt_msg_lock exists now
-	return s.detectPayload(ctx)
+	return s.inspect(ctx)
 }
 
 func (s *Store) execDDL(ctx context.Context, st string) error {
@@ -117,6 +117,50 @@ func (s *Store) mysqlBinaryCollation(ctx context.Context) (string, error) {
 		}
 	}
 	return "utf8mb4_bin", nil
+}
+
+// inspect reads what the store must know of the existing tables: payload column types and
+// string column widths.
+func (s *Store) inspect(ctx context.Context) error {
+	if err := s.detectPayload(ctx); err != nil {
+		return err
+	}
+	return s.columnWidths(ctx)
+}
+
+// columnWidths reads the widths, in characters, of the string columns the built-in writes
+// fill (PostgreSQL and MySQL; SQLite's TEXT has none), so that a value too long for its
+// column is refused when the broker hands it over (Write returns ErrValueTooLong), before
+// the broker acknowledges it, rather than failing later in its batch ("value too long").
+func (s *Store) columnWidths(ctx context.Context) error {
+	var q string
+	switch s.cfg.Dialect {
+	case Postgres:
+		q = `SELECT table_name::text, column_name::text, character_maximum_length::int FROM information_schema.columns
+ WHERE table_schema = current_schema() AND character_maximum_length IS NOT NULL
+ AND table_name IN ('mqtt_client', 'mqtt_msg', 'mqtt_retain', 'mqtt_acked')`
+	case MySQL:
+		q = `SELECT table_name, column_name, CAST(character_maximum_length AS SIGNED) FROM information_schema.columns
+ WHERE table_schema = DATABASE() AND character_maximum_length IS NOT NULL
+ AND table_name IN ('mqtt_client', 'mqtt_msg', 'mqtt_retain', 'mqtt_acked')`
+	default:
+		return nil
+	}
+	widths := map[string]int{}
+	err := s.query(ctx, q, nil, func(scan func(...any) error) error {
+		var table, column string
+		var n int64
+		if err := scan(&table, &column, &n); err != nil {
+			return err
+		}
+		widths[strings.ToLower(table)+"."+strings.ToLower(column)] = int(n)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlstore: column widths: %w", err)
+	}
+	s.widths.Store(&widths)
+	return nil
 }
 
 // detectPayload finds out whether the PostgreSQL payload columns are text (an EMQX table),

@@ -59,6 +59,10 @@ var (
 	// a payload is not valid UTF-8 or holds a NUL byte, so it cannot be stored there. Write
 	// returns it at once; Config.MigratePayload converts the column to bytea.
 	ErrPayloadNotText = errors.New("payload is not text and the payload column is text")
+	// ErrValueTooLong: a client ID, topic, message ID or node name is longer than its
+	// column (varchar(64), varchar(255), or an existing table's width): Write refuses the
+	// event, which the store counts as failed. It wraps hook.ErrInvalidEvent.
+	ErrValueTooLong = fmt.Errorf("value longer than its column: %w", hook.ErrInvalidEvent)
 )
 
 // Config configures a Store. The zero value is a SQLite store without a DSN, which Open
@@ -110,6 +114,9 @@ type Store struct {
 
 	// text payload columns of existing EMQX PostgreSQL tables (set by EnsureSchema/Open)
 	msgText, retainText atomic.Bool
+	// widths of the string columns of the built-in tables, "table.column" -> characters
+	// (set by EnsureSchema/Open; nil for SQLite)
+	widths atomic.Pointer[map[string]int]
 	// noMsgLock: MySQL without the mqtt_msg_lock table (EnsureSchema not run on an older
 	// database): message batches are written without it, and a warning logged once.
 	noMsgLock     atomic.Bool
@@ -296,7 +303,7 @@ func (s *Store) start(ctx context.Context) error {
 		if err := s.EnsureSchema(ctx); err != nil {
 			return err
 		}
-	} else if err := s.detectPayload(ctx); err != nil {
+	} else if err := s.inspect(ctx); err != nil {
 		return err
 	}
 	s.prepareWrites(ctx)
