@@ -39,6 +39,13 @@ type Options struct {
 	Shards    int
 	QueueSize int            // writes queued at most, all shards together; default 65536
 	Overflow  OverflowPolicy // default OverflowBlock
+	// QueueBytes bounds the bytes queued (the sum of WriterConfig.Size of the queued writes),
+	// all shards together, as QueueSize bounds their number: a full queue of big payloads
+	// waits (or drops, per Overflow) rather than growing memory; default 256 MiB. It is a
+	// soft bound: concurrent writes may pass it by a write each. A write bigger than
+	// MaxItemBytes (default: QueueBytes) is refused with ErrTooLarge and counted as failed.
+	QueueBytes   int
+	MaxItemBytes int
 	// EnqueueTimeout is how long Enqueue waits for room under OverflowBlock, on top of its
 	// ctx, before it drops the write; 0: no limit but ctx and Close.
 	EnqueueTimeout time.Duration
@@ -81,6 +88,12 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 65536
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = 256 << 20
+	}
+	if o.MaxItemBytes <= 0 || o.MaxItemBytes > o.QueueBytes {
+		o.MaxItemBytes = o.QueueBytes
 	}
 	if o.Retry.MinBackoff <= 0 {
 		o.Retry.MinBackoff = 50 * time.Millisecond

@@ -161,6 +161,7 @@ type Writer[T any] struct {
 
 	success  atomic.Uint64
 	refused  atomic.Uint64 // Refuse calls: matched and failed, never queued
+	queued   atomic.Int64  // bytes queued, all shards (Options.QueueBytes)
 	inflight atomic.Int64
 	// Counted and logged at most once a second each.
 	failed, retried, panics tally
@@ -320,6 +321,14 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 	size := 0
 	if w.cfg.Size != nil {
 		size = w.cfg.Size(v)
+		if size > w.opts.MaxItemBytes {
+			return w.Refuse(fmt.Errorf("%s: a write of %d bytes, over Options.MaxItemBytes (%d): %w", w.cfg.Store, size, w.opts.MaxItemBytes, hook.ErrTooLarge))
+		}
+		if w.queued.Load()+int64(size) > int64(w.opts.QueueBytes) {
+			if err := w.waitBytes(ctx, size); err != nil {
+				return err
+			}
+		}
 	}
 	s := w.shardFor(v)
 	s.mu.Lock()
@@ -341,6 +350,7 @@ func (w *Writer[T]) EnqueueContext(ctx context.Context, v T) error {
 	}
 	s.q.push(item[T]{v, c}, w.opts.QueueSize)
 	s.bytes += size
+	w.queued.Add(int64(size))
 	s.enq++
 	if c != nil {
 		// Its caller waits for it: no waiting for a batch to fill. The writes that queue
@@ -366,6 +376,52 @@ func (w *Writer[T]) Refuse(err error) error {
 	w.refused.Add(1)
 	w.failed.add(1, err)
 	return err
+}
+
+// waitBytes is Enqueue's way when size more bytes would pass Options.QueueBytes: as waitRoom
+// for items, it waits (OverflowBlock) until flushers have taken enough, or the queue is empty
+// (a write bigger than what is left alone goes through), the writer closes, ctx is done or
+// EnqueueTimeout has passed; it fails at once under OverflowDrop.
+func (w *Writer[T]) waitBytes(ctx context.Context, size int) error {
+	var timeout <-chan time.Time
+	for {
+		if w.closing.Load() {
+			w.drop(1)
+			return w.errClosed
+		}
+		if q := w.queued.Load(); q == 0 || q+int64(size) <= int64(w.opts.QueueBytes) {
+			return nil
+		}
+		if w.opts.Overflow == OverflowDrop {
+			w.drop(0)
+			return w.errFull
+		}
+		w.roomMu.Lock()
+		if w.room == nil {
+			w.room = make(chan struct{})
+			w.waiting.Store(true)
+		}
+		room := w.room
+		w.roomMu.Unlock()
+		// Look again: bytes taken before the wait was registered are seen here.
+		if q := w.queued.Load(); q == 0 || q+int64(size) <= int64(w.opts.QueueBytes) || w.closing.Load() {
+			continue
+		}
+		if timeout == nil && w.opts.EnqueueTimeout > 0 {
+			t := time.NewTimer(w.opts.EnqueueTimeout)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			w.drop(0)
+			return fmt.Errorf("%s: waiting for room in the write queue (%d bytes): %w: %w", w.cfg.Store, w.opts.QueueBytes, hook.ErrDropped, ctx.Err())
+		case <-timeout:
+			w.drop(0)
+			return w.errTimeout
+		}
+	}
 }
 
 // waitRoom is Enqueue's way when shard to has no room. The room of the queue, QueueSize
@@ -559,6 +615,7 @@ func (w *Writer[T]) take(s *shard[T]) int {
 		bytes += size
 	}
 	s.bytes -= bytes
+	w.queued.Add(-int64(bytes))
 	return k
 }
 
@@ -965,6 +1022,7 @@ func (w *Writer[T]) giveUp(ctx context.Context) error {
 			}
 		}
 		s.q.discard()
+		w.queued.Add(-int64(s.bytes))
 		s.bytes = 0
 		s.free += k
 		s.done += uint64(k)

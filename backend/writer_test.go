@@ -1332,3 +1332,70 @@ func TestWriterReportsCompletion(t *testing.T) {
 		cancel()
 	}
 }
+
+// Options.QueueBytes bounds the bytes queued as QueueSize bounds the items: a write that
+// would pass it waits (and gives up with its context) or is dropped under OverflowDrop; a
+// write bigger than MaxItemBytes is refused with hook.ErrTooLarge and counted as failed.
+func TestWriterQueueBytes(t *testing.T) {
+	for _, overflow := range []backend.OverflowPolicy{backend.OverflowBlock, backend.OverflowDrop} {
+		gate := make(chan struct{})
+		flushing := make(chan struct{}, 1)
+		m := &memStore{}
+		w := newWriter(t, backend.WriterConfig[item]{
+			Options: backend.Options{BatchSize: 1, QueueBytes: 1000, MaxItemBytes: 500, Overflow: overflow},
+			Size: func(it item) int {
+				if it.key == "big" {
+					return 501
+				}
+				return 100
+			},
+			Flush: func(ctx context.Context, batch []item, res *backend.BatchResult) error {
+				select {
+				case flushing <- struct{}{}:
+				default:
+				}
+				<-gate
+				return m.flush(ctx, batch, res)
+			},
+		})
+		ctx := context.Background()
+		if err := w.Enqueue(item{"c", 0}); err != nil {
+			t.Fatal(err)
+		}
+		<-flushing // taken: its bytes are no longer queued
+		for _, it := range seqItems("c", 11)[1:] {
+			if err := w.Enqueue(it); err != nil {
+				t.Fatalf("%v: Enqueue(%v) within the byte budget: %v", overflow, it, err)
+			}
+		}
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		err := w.EnqueueContext(short, item{"c", 11})
+		cancel()
+		if !errors.Is(err, hook.ErrDropped) {
+			t.Errorf("%v: Enqueue past QueueBytes: %v, want ErrDropped", overflow, err)
+		}
+		if err := w.Enqueue(item{"big", 0}); !errors.Is(err, hook.ErrTooLarge) {
+			t.Errorf("%v: Enqueue of 501 bytes, MaxItemBytes 500: %v, want ErrTooLarge", overflow, err)
+		}
+		// Under OverflowBlock a write waiting for bytes goes in once the flusher takes some.
+		waited := make(chan error, 1)
+		if overflow == backend.OverflowBlock {
+			go func() { waited <- w.Enqueue(item{"c", 12}) }()
+		} else {
+			waited <- nil
+		}
+		close(gate)
+		if err := <-waited; err != nil {
+			t.Errorf("%v: Enqueue waiting for bytes: %v", overflow, err)
+		}
+		flush(t, w)
+		written := uint64(11)
+		if overflow == backend.OverflowBlock {
+			written++
+		}
+		st := w.Stats()
+		if st.Success != written || st.Failed != 1 || st.Dropped[backend.DropQueueFull] != 1 || st.Matched != written+2 {
+			t.Errorf("%v: stats %+v, want %d written, 1 refused, 1 dropped", overflow, st, written)
+		}
+	}
+}

@@ -21,4 +21,7 @@ var (
 	// ErrInvalidEvent: a nil event, a message event without a Message, or an event of a kind
 	// the action cannot handle.
 	ErrInvalidEvent = errors.New("invalid event")
+	// ErrTooLarge: a write is bigger than a store takes (backend.Options.MaxItemBytes, a
+	// database's item size limit). It is refused, and counted as failed.
+	ErrTooLarge = errors.New("write too large")
 )

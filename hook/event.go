@@ -39,6 +39,17 @@ type Message struct {
 	UserProperties []UserProperty
 }
 
+// Size is about how many bytes m holds: its strings, payload and user properties. Stores
+// give it to their writer as a write's size (backend.WriterConfig.Size), which bounds their
+// batches and queue in bytes.
+func (m *Message) Size() int {
+	n := len(m.ID) + len(m.From) + len(m.Username) + len(m.Peerhost) + len(m.Node) + len(m.Topic) + len(m.Payload)
+	for _, p := range m.UserProperties {
+		n += len(p.Key) + len(p.Value)
+	}
+	return n
+}
+
 // UserProperty is one MQTT 5 user property.
 type UserProperty struct {
 	Key, Value string

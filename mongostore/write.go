@@ -52,7 +52,7 @@ const msgStream = "mqtt_msg"
 func (o op) size() int {
 	n := 64 + len(o.key) + len(o.client)
 	if o.msg != nil {
-		n += len(o.msg.Payload) + len(o.msg.Topic) + len(o.msg.ID) + len(o.msg.From)
+		n += o.msg.Size()
 	}
 	return n
 }

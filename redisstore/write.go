@@ -43,6 +43,15 @@ type op struct {
 	ev     hook.Event     // opCommands
 }
 
+// size is about how many bytes o holds, for the writer's byte budgets.
+func (o op) size() int {
+	n := 64 + len(o.key) + len(o.client) + len(o.node)
+	if o.msg != nil {
+		n += o.msg.Size()
+	}
+	return n
+}
+
 // Write stages. A batch is written as three stages, each complete before the next starts, so
 // that whatever points at a key is written after the key, and removed before it:
 //

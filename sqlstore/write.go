@@ -49,6 +49,18 @@ type op struct {
 	vals   *template.Values
 }
 
+// size is about how many bytes o holds, for the writer's byte budgets.
+func (o op) size() int {
+	n := 64 + len(o.key) + len(o.client) + len(o.node) + len(o.filter)
+	if o.msg != nil {
+		n += o.msg.Size()
+	}
+	if o.vals != nil {
+		n += len(o.vals.ClientID) + len(o.vals.Topic) + len(o.vals.Payload)
+	}
+	return n
+}
+
 // msgStream is the writer key of every op on mqtt_msg and mqtt_acked.
 const msgStream = "mqtt_msg"
 

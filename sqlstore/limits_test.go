@@ -48,3 +48,29 @@ func TestTooLongRefusedAtWrite(t *testing.T) {
 		})
 	}
 }
+
+// Big payloads make small batches: the writer's byte budget (Options.BatchBytes) applies to
+// the store's writes, not only their count (40 writes of 10 MB once made one batch that
+// kept timing out).
+func TestBatchesBoundedInBytes(t *testing.T) {
+	opts := testOptions
+	opts.BatchInterval = time.Hour // the batches are what the Flush below cuts
+	opts.BatchBytes = 4 << 20
+	s := openStore(t, Config{Dialect: SQLite, DSN: dsnFor(t, SQLite), EnsureSchema: true, Options: opts})
+	t.Cleanup(func() { s.Close(context.Background()) })
+	publish := writer(t, s, hook.OnMessagePublish, hook.MessagePublish)
+	ids := hook.NewIDGenerator("test")
+	payload := make([]byte, 1<<20)
+	for range 20 {
+		mustWrite(t, publish, &hook.PublishEvent{Message: &hook.Message{ID: ids.Next(), Topic: "big", QoS: 1, Payload: payload, Timestamp: time.Now()}})
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Success != 20 {
+		t.Fatalf("stats %+v, want 20 stored", st)
+	}
+	if calls := s.flushCalls.Load(); calls < 5 {
+		t.Errorf("20 writes of 1 MiB in %d flushes; want batches of at most 4 MiB (5 flushes or more)", calls)
+	}
+}
