@@ -52,6 +52,11 @@ type WriterConfig[T any] struct {
 	// nil: IsTransient errors are FailRetry (plus the writer's own timeouts: FailUnknown),
 	// others FailItem. A Flush that panics is FailItem whatever Classify says.
 	Classify func(error) Failure
+	// Ping, when set, checks that the database answers (the store's Ping). While a batch waits
+	// to be retried, the writer probes with it every ProbeInterval and, once it has failed,
+	// retries as soon as it answers, rather than at the end of a backoff that has grown to
+	// seconds: an outage costs its length, not its length plus the last backoff.
+	Ping func(ctx context.Context) error
 	// NotIdempotent: writing an item twice duplicates it (e.g. plain INSERTs without a unique
 	// key). Then an Unknown outcome is not retried: the items are counted as failed and logged
 	// as "outcome unknown". The zero value (idempotent, e.g. keyed by msgid) retries them.
@@ -665,16 +670,48 @@ func (w *Writer[T]) writePiece(s *shard[T], batch []item[T], attempt int) {
 			return
 		}
 		w.retried.add(1, retryErr)
-		t := time.NewTimer(w.backoff(attempt))
-		select {
-		case <-t.C:
-		case <-w.abort:
-			t.Stop()
-		}
+		w.sleep(w.backoff(attempt))
 		batch, attempt = retry, attempt+1
 		if len(batch) > s.limit { // shrunk by a timeout
 			w.write(s, batch, attempt)
 			return
+		}
+	}
+}
+
+// ProbeInterval is how often a writer with WriterConfig.Ping probes the database while a
+// retry waits.
+const ProbeInterval = 100 * time.Millisecond
+
+// sleep waits d before a retry, or less: until Close gives up, or, when the wait is longer
+// than ProbeInterval, until WriterConfig.Ping answers after it has failed.
+func (w *Writer[T]) sleep(d time.Duration) {
+	down := false
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var probe <-chan time.Time
+	if w.cfg.Ping != nil && d > ProbeInterval {
+		tick := time.NewTicker(ProbeInterval)
+		defer tick.Stop()
+		probe = tick.C
+	}
+	for {
+		select {
+		case <-t.C:
+			return
+		case <-w.abort:
+			return
+		case <-probe:
+			ctx, cancel := context.WithTimeout(w.base, ProbeInterval)
+			err := w.cfg.Ping(ctx)
+			cancel()
+			// Back once it was down: a database that answers all along (a throttled one, a
+			// lock that times out) gets its whole backoff.
+			if err != nil {
+				down = true
+			} else if down {
+				return
+			}
 		}
 	}
 }

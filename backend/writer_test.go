@@ -1399,3 +1399,47 @@ func TestWriterQueueBytes(t *testing.T) {
 		}
 	}
 }
+
+// With WriterConfig.Ping, a retry waiting out a long backoff goes as soon as the database
+// answers again after a probe found it down: here the backoff is an hour, so only the probe
+// can get the write through.
+func TestWriterProbesDuringBackoff(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	failed, probed := make(chan struct{}, 1), make(chan struct{}, 1)
+	m := &memStore{}
+	errDown := fmt.Errorf("connect: %w", syscall.ECONNREFUSED)
+	w := newWriter(t, backend.WriterConfig[item]{
+		Options: backend.Options{Retry: backend.Retry{MinBackoff: time.Hour, MaxBackoff: time.Hour}},
+		Flush: func(ctx context.Context, batch []item, res *backend.BatchResult) error {
+			if down.Load() {
+				select {
+				case failed <- struct{}{}:
+				default:
+				}
+				return errDown
+			}
+			return m.flush(ctx, batch, res)
+		},
+		Ping: func(context.Context) error {
+			if down.Load() {
+				select {
+				case probed <- struct{}{}:
+				default:
+				}
+				return errDown
+			}
+			return nil
+		},
+	})
+	enqueueAll(t, w, item{"c", 0})
+	<-failed
+	<-probed // the probe saw it down
+	down.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.Flush(ctx); err != nil {
+		t.Fatalf("the write waited out its hour of backoff though the database answered: %v", err)
+	}
+	checkStats(t, w.Stats(), backend.Stats{Matched: 1, Success: 1, Retried: 1})
+}

@@ -142,6 +142,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Options:  opts,
 		Flush:    s.flush,
 		Key:      func(o op) string { return o.key },
+		Ping:     s.Ping,
 		Size:     func(o op) int { return o.size() },
 		MaxBatch: 25,
 		// A BatchWriteItem request is at most 16 MB; a batch's items are 400 KB at most each.

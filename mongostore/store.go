@@ -263,6 +263,7 @@ func (s *Store) start(ctx context.Context) error {
 		Options:  s.opts,
 		Flush:    s.flush,
 		Key:      func(o op) string { return o.key },
+		Ping:     s.Ping,
 		Size:     func(o op) int { return o.size() },
 		MaxBatch: maxWriteBatch,
 		Classify: classify,

@@ -208,6 +208,7 @@ func start(ctx context.Context, client redis.UniversalClient, cfg Config) (*Stor
 		Options: opts,
 		Flush:   s.flush,
 		Key:     func(o op) string { return o.key },
+		Ping:    s.Ping,
 		Size:    op.size,
 		Classify: func(err error) backend.Failure {
 			if transient(err) {

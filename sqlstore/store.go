@@ -312,6 +312,7 @@ func (s *Store) start(ctx context.Context) error {
 		Options: s.opts,
 		Flush:   s.flush,
 		Key:     func(o op) string { return o.key },
+		Ping:    s.Ping,
 		Size:    op.size,
 		Classify: func(err error) backend.Failure {
 			if errors.Is(err, errRolledBack) || s.d.transient(err) {
