@@ -207,6 +207,19 @@ func ruleError(backend string, r *Rule, err error) error {
 
 // Node is the broker's node name the dispatcher was made with (DispatcherOptions.Node): the
 // one place a broker adapter and the stores learn it.
+// Backends returns the registered backends by the name they were registered under (a new
+// map: the caller may keep it), for a caller that inspects their optional capabilities (their
+// statistics, for metrics).
+func (d *Dispatcher) Backends() map[string]Backend {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := make(map[string]Backend, len(d.backends))
+	for _, nb := range d.backends {
+		m[nb.name] = nb.b
+	}
+	return m
+}
+
 func (d *Dispatcher) Node() string { return d.node }
 
 // IDs is the generator that gives published messages their IDs; an adapter that needs an ID
