@@ -379,7 +379,7 @@ func (d *Dispatcher) run(ctx context.Context, e Event, all, filtered []*entry) (
 	results := make([]Result, len(lookups))
 	lookupErrs := make([]error, len(lookups))
 	lookup := func(i int) {
-		r, err := lookups[i].lookup.Lookup(ctx, e)
+		r, err := lookupRetrying(ctx, lookups[i].lookup, e)
 		results[i] = r
 		if err != nil {
 			lookupErrs[i] = lookups[i].fail(err)
@@ -395,6 +395,32 @@ func (d *Dispatcher) run(ctx context.Context, e Event, all, filtered []*entry) (
 		wg.Wait()
 	}
 	return MergeResults(results...), errors.Join(append(errs, lookupErrs...)...)
+}
+
+// lookupRetrying runs a lookup, again after a short backoff (20 ms, doubling up to 500 ms)
+// while it fails with a transient error (IsTransient: the store unreachable for a moment) and
+// ctx leaves time for another try: a session that starts during a short outage still gets its
+// subscriptions and messages. Its last error is returned; the broker decides what a session
+// whose lookups failed gets (see the mochi adapter).
+func lookupRetrying(ctx context.Context, l LookupAction, e Event) (Result, error) {
+	wait := 20 * time.Millisecond
+	for {
+		r, err := l.Lookup(ctx, e)
+		if err == nil || !IsTransient(err) || ctx.Err() != nil {
+			return r, err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return r, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return r, err
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 // track returns the Completion of the writes of e: under Spool, once e is appended to the

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -654,5 +656,44 @@ func BenchmarkDispatchOneWrite(b *testing.B) {
 		if _, err := d.Dispatch(ctx, e); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A lookup that fails with a transient error (the store unreachable for a moment) is tried
+// again within the lookup deadline; one that fails otherwise is not.
+func TestLookupRetriedWhileTransient(t *testing.T) {
+	refused := fmt.Errorf("dial: %w", syscall.ECONNREFUSED)
+	for _, tc := range []struct {
+		name      string
+		failures  int
+		err       error
+		wantCalls int
+		wantErr   bool
+	}{
+		{"outage", 3, refused, 4, false},
+		{"permanent", 3, errors.New("relation \"mqtt_msg\" does not exist"), 1, true},
+		{"past the deadline", 1000, refused, -1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newTestDispatcher(DispatcherOptions{LookupTimeout: 2 * time.Second})
+			var calls atomic.Int32
+			b := &memBackend{lookup: func(ctx context.Context, r *Rule, e Event) (Result, error) {
+				if int(calls.Add(1)) <= tc.failures {
+					return Result{}, tc.err
+				}
+				return Result{Offline: []*Message{{ID: "m", Topic: "t"}}}, nil
+			}}
+			mustRegister(t, d, "mem", b, rule("fetch", SessionSubscribed, "t", fn(OnMessageFetch)))
+			res, err := d.Dispatch(context.Background(), &SubscribedEvent{ClientID: "c", Topic: "t", QoS: 1})
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Dispatch: %v (after %d calls), want an error: %v", err, calls.Load(), tc.wantErr)
+			}
+			if tc.wantCalls >= 0 && int(calls.Load()) != tc.wantCalls {
+				t.Errorf("%d lookup calls, want %d", calls.Load(), tc.wantCalls)
+			}
+			if !tc.wantErr && len(res.Offline) != 1 {
+				t.Errorf("result %+v, want the message", res)
+			}
+		})
 	}
 }

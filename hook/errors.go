@@ -1,6 +1,13 @@
 package hook
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+)
 
 // Sentinel errors that callers branch on with errors.Is. They are the only ones: stores and
 // the helpers of package backend wrap these, so that one errors.Is(err, hook.ErrClosed)
@@ -25,3 +32,29 @@ var (
 	// database's item size limit). It is refused, and counted as failed.
 	ErrTooLarge = errors.New("write too large")
 )
+
+// IsTransient reports whether err looks like a passing failure of the network or the server
+// rather than of the request itself: a timeout, a refused, reset or aborted connection, a
+// connection closed mid-reply. The Dispatcher retries a lookup that fails so, within its
+// deadline; backend.Writer retries such writes.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, target := range []error{
+		context.DeadlineExceeded, io.EOF, io.ErrUnexpectedEOF, net.ErrClosed,
+		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EPIPE,
+		syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	// net/http's error for a request sent on a pooled connection the server had just closed
+	// is unexported: its text is what there is.
+	return strings.Contains(err.Error(), "http: server closed idle connection")
+}
