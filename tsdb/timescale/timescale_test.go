@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -224,6 +226,50 @@ func TestClassify(t *testing.T) {
 	}
 	if got := classify(errors.New("connection reset mid-batch")); got != backend.FailUnknown {
 		t.Errorf("lost: %v", got)
+	}
+	// What pgxpool returns when the server is down: nothing was sent.
+	_, err := pgx.Connect(context.Background(), "postgres://u@127.0.0.1:1/db?connect_timeout=1")
+	if got := classify(fmt.Errorf("x: %w", err)); err == nil || got != backend.FailRetry {
+		t.Errorf("no connection (%v): %v", err, got)
+	}
+}
+
+// TestPeerClosed: a connection the other end closed is seen closed before anything is sent
+// on it; an open one is not, and the check takes nothing from it.
+func TestPeerClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peerClosed(c) {
+		t.Error("an open, idle connection seen closed")
+	}
+	if _, err := srv.Write([]byte("N")); err != nil {
+		t.Fatal(err)
+	}
+	if peerClosed(c) {
+		t.Error("an open connection with a byte on its way seen closed")
+	}
+	var b [1]byte
+	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Read(b[:]); n != 1 || b[0] != 'N' {
+		t.Errorf("read after the check: %q, %v; want the byte sent", b[:n], err)
+	}
+	srv.Close()
+	if runtime.GOOS == "linux" {
+		testenv.Eventually(t, "the close is seen", func() bool { return peerClosed(c) })
 	}
 }
 
