@@ -4,7 +4,7 @@
 // render (package template). The sinks themselves are subpackages:
 //
 //	tsdb/influx     InfluxDB: UDP line protocol, HTTP /write (v1) and /api/v2/write
-//	(tsdb/opentsdb, OpenTSDB over HTTP /api/put, is out of the tree for now: see BENCHMARKS.md)
+//	tsdb/opentsdb   OpenTSDB: HTTP /api/put
 //	tsdb/timescale  TimescaleDB (PostgreSQL): the template file's SQL over pgx
 //
 // They are subpackages, not one package, because they share no code path past the template

@@ -25,6 +25,7 @@ import (
 	_ "github.com/mqttstore/mqttstore/redisstore"     // registers "redis"
 	_ "github.com/mqttstore/mqttstore/sqlstore"       // registers "sqlite", "pgsql", "mysql" and their aliases
 	_ "github.com/mqttstore/mqttstore/tsdb/influx"    // registers "influxdb"
+	_ "github.com/mqttstore/mqttstore/tsdb/opentsdb"  // registers "opentsdb"
 	_ "github.com/mqttstore/mqttstore/tsdb/timescale" // registers "timescale"
 )
 

@@ -76,7 +76,9 @@ type OpenTSDBSeries struct {
 }
 
 // Export returns the series of metric stored so far. It first flushes the server's ingestion
-// buffers, so points put before the call are included.
+// buffers, which hastens but does not guarantee that points put before the call are included:
+// a new series becomes searchable when VictoriaMetrics (1.79) flushes its index, up to a few
+// seconds later on a loaded machine. Read until the expected count, or a deadline.
 func (c OpenTSDBConfig) Export(ctx context.Context, metric string) ([]OpenTSDBSeries, error) {
 	if err := httpStatus(ctx, http.MethodGet, c.QueryURL+"/internal/force_flush", "", http.StatusOK); err != nil {
 		return nil, fmt.Errorf("opentsdb export %s: %w", metric, err)

@@ -29,8 +29,13 @@
 //
 // A batch over UDP is one datagram of at most MaxDatagram bytes (WriterConfig.MaxBatchBytes):
 // a message's points are never split across datagrams, and a message whose points alone do
-// not fit is refused. UDP gives no feedback: a datagram sent counts as stored, and what the
-// listener drops (its buffer full, a parse error) is lost without a count. Over HTTP, 2xx is
+// not fit is refused. Over UDP the sink promises nothing about delivery: a datagram the
+// socket took counts as stored (Stats.Success) whether or not the listener got it, and what
+// the listener drops (its buffer full, a parse error) or never receives (it is down: the
+// datagrams sent meanwhile) is lost without a count. A send the socket refuses (the
+// port-unreachable report of an earlier datagram) is retried; the earlier one is lost. Use
+// HTTP where messages must not be lost: there an outage is retried until the server is back
+// (the 30 s outage test stores every message once). Over HTTP, 2xx is
 // success; 400 "partial write ... dropped=N" means InfluxDB stored the other points: they are
 // not written again, and the N dropped points are counted in Stats.Failed (InfluxDB does not
 // say which messages they came from; a batch of one message fails that message); any other

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/mqttstore/mqttstore/backend"
+	"github.com/mqttstore/mqttstore/hook"
 	"github.com/mqttstore/mqttstore/internal/testenv"
 	"github.com/mqttstore/mqttstore/template"
+	"github.com/mqttstore/mqttstore/tsdb/internal/tsdbtest"
 )
 
 // TestStatusesThroughProxy puts a proxy in front of the real InfluxDB that answers 503 and
@@ -74,67 +76,34 @@ func TestStatusesThroughProxy(t *testing.T) {
 	}
 }
 
-// TestOutage: while a proxy in front of the real InfluxDB drops every connection (the
-// endpoint down, 1s, under a steady publish), writes are retried; once it is back every
-// message is stored exactly once (its points carry timestamps, which overwrite themselves
-// when a lost request had in fact been written). A short version of the issue's 30s outage.
+// TestOutage: InfluxDB's HTTP endpoint down for 30 s (a testenv.Proxy resetting every
+// connection) under a steady publish: the writes are retried, and once it is back every
+// message is stored exactly once.
 func TestOutage(t *testing.T) {
 	c := testenv.InfluxDB(t)
 	target, err := url.Parse(c.HTTPURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	var down atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() {
-			conn, _, err := w.(http.Hijacker).Hijack()
-			if err == nil {
-				conn.Close()
-			}
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+	p := testenv.NewProxy(t, target.Host)
 	set, err := template.ParseInflux([]byte(`{"#": {"measurement": "m", "fields": {"v": ["$payload", "v"]}, "tags": {"id": "$id"}, "timestamp": "$timestamp"}}`), template.InfluxOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(t.Context(), Config{Server: srv.URL, Database: c.Database, Templates: set,
-		Options: backend.Options{Retry: backend.Retry{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}}})
+	s, err := Open(t.Context(), Config{Server: "http://" + p.Addr(), Database: c.Database, Templates: set,
+		Options: backend.Options{Retry: backend.Retry{MinBackoff: 10 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close(t.Context())
-	w := publisher(t, s, "#")
-	const n = 600
-	for i := range n {
-		switch i {
-		case n / 3:
-			down.Store(true)
-		case 2 * n / 3:
-			// Down until the writer has seen it fail, then back.
-			for deadline := time.Now().Add(10 * time.Second); s.Stats().Retried == 0; time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("no retry while the endpoint was down: %+v", s.Stats())
-				}
-			}
-			down.Store(false)
-		}
-		publishAll(t, w, msg(fmt.Sprint("t/", i%7), fmt.Sprintf(`{"v": %d}`, i)))
-		time.Sleep(time.Second / n)
-	}
-	flush(t, s)
-	if st := s.Stats(); st.Success != n || st.Failed != 0 || st.Retried == 0 {
-		t.Errorf("Stats %+v, want %d stored, none failed, retries", st, n)
-	}
-	got := rows(t, c, c.Database, "m", n)
+	o := tsdbtest.Issue
+	o.Run(t, p, s, publisher(t, s, "#"), func(i int) *hook.Message { return msg(fmt.Sprint("t/", i%7), fmt.Sprintf(`{"v": %d}`, i)) })
+	got := rows(t, c, c.Database, "m", o.Total())
 	seen := map[string]int{}
 	for _, r := range got {
 		seen[r["id"]]++
 	}
-	if len(got) != n || len(seen) != n {
-		t.Errorf("%d points of %d messages stored, want %d once each", len(got), len(seen), n)
+	if len(got) != o.Total() || len(seen) != o.Total() {
+		t.Errorf("%d points of %d messages stored, want %d once each", len(got), len(seen), o.Total())
 	}
 }

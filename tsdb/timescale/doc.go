@@ -10,7 +10,11 @@
 //
 // A batch of messages is one pgx.Batch: one round trip, run in one implicit transaction.
 // The statements are plain INSERTs, so the writer is NotIdempotent: a batch whose outcome is
-// unknown (the connection lost mid-batch) is counted as failed, never run twice. When a
+// unknown (the connection lost mid-batch) is counted as failed, never run twice. A server
+// that is down loses nothing: a connection that cannot be made sent nothing, and is retried
+// until the server is back; a pooled connection closed while idle (the server restarted, a
+// proxy reset it) is seen closed before it takes a batch (a non-blocking peek at its socket,
+// on Linux and the BSDs) and dropped, and the batch runs on a new one. When a
 // statement fails, nothing of its batch is stored: when the server refused a value (SQLSTATE
 // class 22 or 23) its message fails and the other messages are run again; when the statement
 // itself is at fault (class 42: a missing table or column, bad SQL; pgx may report it while

@@ -74,6 +74,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			pc.ConnConfig.TLSConfig = s.opts.TLS
 			pc.ConnConfig.Fallbacks = nil
 		}
+		// A pooled connection the server (or the network) closed while it was idle would
+		// take the next batch and lose its answer: an unknown outcome, a failed batch.
+		// Such a connection is dropped before use, and the batch runs on another.
+		pc.PrepareConn = func(_ context.Context, c *pgx.Conn) (bool, error) {
+			return !peerClosed(c.PgConn().Conn()), nil
+		}
 		if s.pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
 			return nil, fmt.Errorf("timescale: %w: %w", hook.ErrConfig, err)
 		}
@@ -138,11 +144,12 @@ func (s *Store) render(rule string, m *hook.Message) item {
 // another message, which flush marked as failed; this message was not written.
 var errRolledBack = errors.New("rolled back with a failed statement of its batch")
 
-// classify: rolled-back writes and connections that failed before sending are retried; a
-// statement's own error splits the batch; a connection lost mid-batch is an unknown outcome
-// (failed, the INSERTs not being idempotent).
+// classify: rolled-back writes, connections that could not be made and connections that
+// failed before sending are retried; a statement's own error splits the batch; a connection
+// lost mid-batch is an unknown outcome (failed, the INSERTs not being idempotent).
 func classify(err error) backend.Failure {
 	var pe *pgconn.PgError
+	var ce *pgconn.ConnectError
 	switch {
 	case errors.Is(err, errRolledBack):
 		return backend.FailRetry
@@ -152,6 +159,8 @@ func classify(err error) backend.Failure {
 			return backend.FailRetry
 		}
 		return backend.FailItem
+	case errors.As(err, &ce): // no connection, so nothing sent: the server is down
+		return backend.FailRetry
 	case pgconn.SafeToRetry(err): // nothing was sent
 		return backend.FailRetry
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -224,6 +226,53 @@ func TestClassify(t *testing.T) {
 	}
 	if got := classify(errors.New("connection reset mid-batch")); got != backend.FailUnknown {
 		t.Errorf("lost: %v", got)
+	}
+	// What pgxpool returns when the server is down: nothing was sent.
+	_, err := pgx.Connect(context.Background(), "postgres://u@127.0.0.1:1/db?connect_timeout=1")
+	if got := classify(fmt.Errorf("x: %w", err)); err == nil || got != backend.FailRetry {
+		t.Errorf("no connection (%v): %v", err, got)
+	}
+}
+
+// TestPeerClosed: a connection the other end closed is seen closed before anything is sent
+// on it; an open one is not, the check takes nothing from it, and it does not wait behind a
+// Read in progress (pgx's background reader may have left one).
+func TestPeerClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peerClosed(c) {
+		t.Error("an open, idle connection seen closed")
+	}
+	read := make(chan string)
+	go func() {
+		var b [1]byte
+		n, _ := c.Read(b[:])
+		read <- string(b[:n])
+	}()
+	if peerClosed(c) { // while the Read may be waiting; it must not wait for it
+		t.Error("an open connection with a Read waiting seen closed")
+	}
+	if _, err := srv.Write([]byte("N")); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-read; got != "N" {
+		t.Errorf("read %q, want the byte sent", got)
+	}
+	srv.Close()
+	if runtime.GOOS == "linux" {
+		testenv.Eventually(t, "the close is seen", func() bool { return peerClosed(c) })
 	}
 }
 
