@@ -35,7 +35,9 @@
 // ${payload} is bound as bytes (a blob column takes any payload; a text column refuses one
 // that is not UTF-8, and the write is counted as failed), ${qos} as an int, ${ts} as a bigint
 // of milliseconds. Unqualified table names are in the pool's keyspace. Statements of a rule
-// run in order, as separate statements. Redis commands and SQL are refused with
+// run in order, as separate statements; an event whose statement timed out is written again
+// from its first statement (the outcome was unknown), so statements should be idempotent
+// (keyed by ${msgid} or ${clientid}, not by now()). Redis commands and SQL are refused with
 // hook.ErrUnsupported; rule keys the store does not read with hook.ErrUnknownOption.
 //
 // expired_time is a USING TTL on every row a storing rule writes (msg, and retain for
