@@ -118,7 +118,7 @@ backend.cassa.hook.session.created.1 = {"action": {"function": "on_subscription_
 	fmt.Println(cfg) // the password is not printed
 	// Output:
 	// [10.0.0.1:9042 10.0.0.2:9042] 8 1s cassandra mqtt
-	// cassastore.Config{Hosts:["10.0.0.1:9042" "10.0.0.2:9042"] Port:0 Keyspace:"mqtt" Username:"cassandra" Password:REDACTED Consistency:ANY EnsureSchema:false}
+	// cassastore.Config{Hosts:["10.0.0.1:9042" "10.0.0.2:9042"] Port:0 Keyspace:"mqtt" Username:"cassandra" Password:REDACTED Consistency:default EnsureSchema:false}
 }
 
 // TestExample runs Example against the test node (Example has no Output line, so that it

@@ -38,7 +38,8 @@ type Config struct {
 	// Username and Password authenticate (PasswordAuthenticator) when Username is set. The
 	// password never appears in errors, logs or a printed Config.
 	Username, Password string
-	// Consistency of reads and writes; default LOCAL_QUORUM (see the package doc).
+	// Consistency of reads and writes; default (the zero value, which is ANY, never useful
+	// here) LOCAL_QUORUM (see the package doc).
 	Consistency gocql.Consistency
 	// ConnsPerHost is the connections per node (EMQX's pool size); default Options.PoolSize.
 	ConnsPerHost int
@@ -68,8 +69,12 @@ func (c Config) String() string {
 	if c.Password != "" {
 		pw = "REDACTED"
 	}
-	return fmt.Sprintf("cassastore.Config{Hosts:%q Port:%d Keyspace:%q Username:%q Password:%s Consistency:%v EnsureSchema:%v}",
-		c.Hosts, c.Port, c.Keyspace, c.Username, pw, c.Consistency, c.EnsureSchema)
+	cons := "default"
+	if c.Consistency != 0 {
+		cons = c.Consistency.String()
+	}
+	return fmt.Sprintf("cassastore.Config{Hosts:%q Port:%d Keyspace:%q Username:%q Password:%s Consistency:%s EnsureSchema:%v}",
+		c.Hosts, c.Port, c.Keyspace, c.Username, pw, cons, c.EnsureSchema)
 }
 
 // GoString hides the password from %#v too.
