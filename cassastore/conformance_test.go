@@ -51,10 +51,9 @@ func TestConformance(t *testing.T) {
 		Reopen: func(t *testing.T, old hook.Backend) hook.Backend {
 			return open(t, storeOf(old).Config())
 		},
-		// No Twin: ack positions are msgids, as in EMQX's schema, and two brokers writing one
-		// keyspace can make a message visible after a later one was fetched and acked, which
-		// then skips it (see the package doc, "Several brokers"). The TwoWriters subtests
-		// would fail; they are not run.
+		Twin: func(t *testing.T, b hook.Backend) hook.Backend {
+			return open(t, storeOf(b).Config())
+		},
 		Features: backendtest.Features{
 			Functions:        cassastore.Functions,
 			ExpiredTime:      true,

@@ -70,6 +70,21 @@ func (s *Store) Prepare(r *hook.Rule) (hook.Action, error) {
 	}
 }
 
+// Activate implements hook.Activator: a rule that stores messages publishes this store's
+// writer mark (see the package doc, "Several brokers") before any message is queued, and
+// keeps it current while the store is open.
+func (s *Store) Activate(ctx context.Context, actions []hook.Action) error {
+	for _, act := range actions {
+		if a, ok := act.(*writeAction); ok && a.s == s && (a.fn == hook.OnMessagePublish || a.fn == hook.OnMessageStore) {
+			if err := s.publishMark(ctx); err != nil {
+				return fmt.Errorf("cassastore: publish the writer mark: %w", err)
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
 // writeAction records an event through the writer.
 type writeAction struct {
 	s   *Store
@@ -129,6 +144,15 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 		if !s.msgBin && !utf8.Valid(m.Payload) {
 			return fmt.Errorf("cassastore: message %s on %q: %w: the payload is not UTF-8 and %s.msg has no payload_bin column (Config.EnsureSchema adds it)",
 				m.ID, m.Topic, hook.ErrInvalidEvent, s.cfg.Keyspace)
+		}
+		if s.marksOK && hook.IsGeneratedID(m.ID) {
+			o.tracked = true
+			s.marks.add(m.ID)
+			if err := s.enqueue(ctx, o); err != nil {
+				s.marks.finish(m.ID)
+				return err
+			}
+			return nil
 		}
 	case hook.OnMessageRetain:
 		o.kind = opRetain

@@ -96,7 +96,9 @@ type Store struct {
 	// the msgid, msg the message).
 	msgBin, retainBin, retainFull bool
 
-	indexOK bool     // topic_index exists: wildcard fetches and retained lookups are answered
+	indexOK bool // topic_index exists: wildcard fetches and retained lookups are answered
+	marksOK bool // writer_mark exists: fetches stop at the writers' low-water mark
+	marks   *marks
 	indexed sync.Map // topic_index rows already written (never deleted)
 	lastTS  atomic.Int64
 }
@@ -133,7 +135,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.Concurrency = 32
 	}
 	cfg.Keyspace = strings.ToLower(cfg.Keyspace) // CQL folds unquoted names
-	s := &Store{cfg: cfg, opts: opts}
+	s := &Store{cfg: cfg, opts: opts, marks: newMarks()}
 	if cfg.EnsureSchema {
 		// The keyspace may not exist yet: a session without one creates it.
 		boot, err := s.newSession("")
@@ -223,6 +225,7 @@ func (s *Store) open(ctx context.Context) error {
 	} else {
 		s.indexOK = true
 	}
+	s.marksOK = cols[TableWriterMark] != nil
 	return nil
 }
 
@@ -253,6 +256,7 @@ func schema(ks string) [][2]string {
 		{TableRetain, `CREATE TABLE IF NOT EXISTS ` + ks + `.retain (topic text PRIMARY KEY, msgid text, arrived timestamp, payload text, qos int, sender text, payload_bin blob)`},
 		{TableAcked, `CREATE TABLE IF NOT EXISTS ` + ks + `.acked (client_id text, topic text, msgid text, PRIMARY KEY (client_id, topic))`},
 		{TableTopicIndex, `CREATE TABLE IF NOT EXISTS ` + ks + `.topic_index (bucket text, topic text, PRIMARY KEY (bucket, topic))`},
+		{TableWriterMark, `CREATE TABLE IF NOT EXISTS ` + ks + `.writer_mark (bucket text, writer text, mark text, PRIMARY KEY (bucket, writer))`},
 	}
 }
 
@@ -341,6 +345,15 @@ func (s *Store) Flush(ctx context.Context) error {
 	if err := s.w.Flush(ctx); err != nil {
 		return fmt.Errorf("cassastore: flush: %w", err)
 	}
+	s.marks.mu.Lock()
+	active := s.marks.active
+	s.marks.mu.Unlock()
+	if active {
+		// Other brokers' fetches see at once what this flush made visible.
+		if err := s.publishMark(ctx); err != nil {
+			return fmt.Errorf("cassastore: flush: publish the writer mark: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -353,6 +366,7 @@ func (s *Store) Close(ctx context.Context) error {
 		return nil
 	}
 	err := s.w.Close(ctx)
+	s.closeMarks(ctx)
 	s.sess.Close()
 	if err != nil {
 		return fmt.Errorf("cassastore: close: %w", err)

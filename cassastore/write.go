@@ -35,6 +35,7 @@ type statements struct {
 	selRetain, selRetainRef, selMsgID  string
 	selMsgIDBin                        string
 	insIndex, selIndex, selIndexRange  string
+	insMark, delMark, selMarks         string
 }
 
 func newStatements(ks string) statements {
@@ -61,6 +62,9 @@ func newStatements(ks string) statements {
 		selRetainRef:  `SELECT msgid FROM ` + t(TableRetain) + ` WHERE topic = ?`,
 		selMsgID:      `SELECT topic, msgid, arrived, payload, qos, sender FROM ` + t(TableMsg) + ` WHERE topic = ? AND msgid = ?`,
 		selMsgIDBin:   `SELECT topic, msgid, arrived, payload, qos, sender, payload_bin FROM ` + t(TableMsg) + ` WHERE topic = ? AND msgid = ?`,
+		insMark:       `INSERT INTO ` + t(TableWriterMark) + ` (bucket, writer, mark) VALUES ('m', ?, ?) USING TTL ?`,
+		delMark:       `DELETE FROM ` + t(TableWriterMark) + ` WHERE bucket = 'm' AND writer = ?`,
+		selMarks:      `SELECT writer, mark FROM ` + t(TableWriterMark) + ` WHERE bucket = 'm'`,
 		insIndex:      `INSERT INTO ` + t(TableTopicIndex) + ` (bucket, topic) VALUES (?, ?)`,
 		selIndex:      `SELECT topic FROM ` + t(TableTopicIndex) + ` WHERE bucket = ?`,
 		selIndexRange: `SELECT topic FROM ` + t(TableTopicIndex) + ` WHERE bucket = ? AND topic >= ? AND topic < ?`,
@@ -82,16 +86,17 @@ const (
 
 // op is one queued write.
 type op struct {
-	kind   opKind
-	key    string // the writer's ordering key: the topic for messages, else the client
-	client string
-	node   string
-	at     time.Time
-	msg    *hook.Message
-	filter string           // opAckedDelete
-	ttl    int              // opStore, opRetain: USING TTL seconds, 0 none
-	custom *customAction    // opCustom
-	vals   *template.Values // opCustom
+	kind    opKind
+	key     string // the writer's ordering key: the topic for messages, else the client
+	client  string
+	node    string
+	at      time.Time
+	msg     *hook.Message
+	filter  string           // opAckedDelete
+	ttl     int              // opStore, opRetain: USING TTL seconds, 0 none
+	tracked bool             // opStore: its msgid is among the marks' pending ones
+	custom  *customAction    // opCustom
+	vals    *template.Values // opCustom
 }
 
 func (o *op) size() int {
@@ -126,6 +131,9 @@ func (s *Store) enqueue(ctx context.Context, o op) error {
 // op of the group (order per key); item errors fail them alone and the group goes on.
 func (s *Store) flush(ctx context.Context, batch []op, res *backend.BatchResult) error {
 	if err := s.writeIndex(ctx, batch); err != nil {
+		if f := classify(err); f == backend.FailItem || f == backend.FailBatch {
+			s.finishAll(batch, nil) // they fail for good
+		}
 		return err
 	}
 	groups := make(map[string][]int)
@@ -408,10 +416,13 @@ func (s *Store) writeMessages(ctx context.Context, batch []op, run []int, res *b
 			}
 			err = b.ExecContext(ctx)
 		}
-		if err != nil {
+		if err == nil {
+			s.finishAll(batch, chunk)
+		} else {
 			if f := classify(err); f == backend.FailRetry || f == backend.FailUnknown {
 				return start, err
 			}
+			s.finishAll(batch, chunk) // written one by one below, or failed
 			if len(chunk) == 1 {
 				res.Fail(chunk[0], fmt.Errorf("cassastore: message %s on %q: %w", batch[chunk[0]].msg.ID, batch[chunk[0]].msg.Topic, err))
 			} else {
@@ -429,6 +440,32 @@ func (s *Store) writeMessages(ctx context.Context, batch []op, run []int, res *b
 		start = end
 	}
 	return 0, nil
+}
+
+// finishAll tells the marks that the messages of batch at idx (every one if idx is nil) left
+// the queue.
+func (s *Store) finishAll(batch []op, idx []int) {
+	if !s.marksOK {
+		return
+	}
+	var ids []string
+	add := func(o *op) {
+		if o.kind == opStore && o.tracked {
+			ids = append(ids, o.msg.ID)
+		}
+	}
+	if idx == nil {
+		for i := range batch {
+			add(&batch[i])
+		}
+	} else {
+		for _, i := range idx {
+			add(&batch[i])
+		}
+	}
+	if len(ids) > 0 {
+		s.marks.finish(ids...)
+	}
 }
 
 // writeRetained upserts the retained message of o's topic: the whole message in retain (this
