@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
@@ -30,7 +31,9 @@ type marks struct {
 	mu      sync.Mutex
 	pending idHeap         // msgids queued, not written (with done ones not yet popped)
 	done    map[string]int // msgids written or failed, still in pending
-	active  bool           // a mark was published: republish it, delete it at Close
+	// on: a mark was published (Activate); only then are msgids tracked, the mark
+	// republished, and deleted at Close.
+	on atomic.Bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -106,11 +109,7 @@ func (s *Store) publishMark(ctx context.Context) error {
 		return nil
 	}
 	m := s.marks
-	m.mu.Lock()
-	start := !m.active
-	m.active = true
-	m.mu.Unlock()
-	if start {
+	if !m.on.Swap(true) {
 		m.wg.Add(1)
 		go s.republish()
 	}
@@ -137,10 +136,7 @@ func (s *Store) republish() {
 func (s *Store) closeMarks(ctx context.Context) {
 	close(s.marks.stop)
 	s.marks.wg.Wait()
-	s.marks.mu.Lock()
-	active := s.marks.active
-	s.marks.mu.Unlock()
-	if active {
+	if s.marks.on.Load() {
 		_ = s.sess.Query(s.q.delMark, s.marks.id).ExecContext(ctx)
 	}
 }

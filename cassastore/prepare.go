@@ -145,7 +145,7 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 			return fmt.Errorf("cassastore: message %s on %q: %w: the payload is not UTF-8 and %s.msg has no payload_bin column (Config.EnsureSchema adds it)",
 				m.ID, m.Topic, hook.ErrInvalidEvent, s.cfg.Keyspace)
 		}
-		if s.marksOK && hook.IsGeneratedID(m.ID) {
+		if s.marks.on.Load() && hook.IsGeneratedID(m.ID) {
 			o.tracked = true
 			s.marks.add(m.ID)
 			if err := s.enqueue(ctx, o); err != nil {

@@ -345,10 +345,7 @@ func (s *Store) Flush(ctx context.Context) error {
 	if err := s.w.Flush(ctx); err != nil {
 		return fmt.Errorf("cassastore: flush: %w", err)
 	}
-	s.marks.mu.Lock()
-	active := s.marks.active
-	s.marks.mu.Unlock()
-	if active {
+	if s.marks.on.Load() {
 		// Other brokers' fetches see at once what this flush made visible.
 		if err := s.publishMark(ctx); err != nil {
 			return fmt.Errorf("cassastore: flush: publish the writer mark: %w", err)
