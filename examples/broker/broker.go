@@ -18,6 +18,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/mqttstore/mqttstore/backend"
+	_ "github.com/mqttstore/mqttstore/cassastore"  // registers "cassa", "cassandra" and "ecql"
 	_ "github.com/mqttstore/mqttstore/dynamostore" // registers "dynamo"
 	"github.com/mqttstore/mqttstore/examples/mochihook"
 	"github.com/mqttstore/mqttstore/hook"
