@@ -182,8 +182,28 @@ type conn struct {
 	present bool // mochi resumed the client's session
 
 	mu       sync.Mutex
-	inflight map[uint16]*hook.Message // QoS 1 and 2 deliveries awaiting acknowledgement, by packet ID
-	ackedTo  map[string]string        // topic -> greatest message ID acknowledged on this connection
+	inflight map[uint16]*hook.Message          // QoS 1 and 2 deliveries awaiting acknowledgement, by packet ID
+	ackedTo  map[string]string                 // topic -> greatest message ID acknowledged on this connection
+	subacks  map[uint16][]packets.Subscription // SUBSCRIBE packet ID -> granted filters, until the SUBACK is written
+}
+
+// awaitSuback remembers the filters granted by the SUBSCRIBE with packet ID id.
+func (c *conn) awaitSuback(id uint16, granted []packets.Subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.subacks == nil {
+		c.subacks = make(map[uint16][]packets.Subscription)
+	}
+	c.subacks[id] = append(c.subacks[id], granted...)
+}
+
+// subackSent returns and forgets the filters granted by the SUBSCRIBE with packet ID id.
+func (c *conn) subackSent(id uint16) []packets.Subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	granted := c.subacks[id]
+	delete(c.subacks, id)
+	return granted
 }
 
 func newConn(cl *mqtt.Client, present bool) *conn {

@@ -10,8 +10,9 @@
 //	                      (topic index and client state) and then handled as subscriptions
 //	                      (Subscribe and Unsubscribe do the same on a store's request)
 //	OnDisconnect          client.disconnected (not when a new connection took the session over)
-//	OnSubscribed          session.subscribed, once per granted filter; the messages returned
-//	                      are delivered to that client only
+//	OnSubscribed          notes the granted filters; once mochi has written the SUBACK
+//	                      (OnPacketSent), session.subscribed, once per granted filter, and
+//	                      the messages returned are delivered to that client only
 //	OnUnsubscribed        session.unsubscribed, for UNSUBSCRIBE packets (not for mochi dropping
 //	                      the subscriptions of an ended clean session)
 //	OnPublish             message.publish (the message gets its ID here)
@@ -282,17 +283,30 @@ func disconnectReason(err, cause error) string {
 	return err.Error()
 }
 
-// OnSubscribed dispatches session.subscribed for each filter the broker granted and delivers
-// the messages the lookups return.
+// OnSubscribed notes the filters the broker granted: once the SUBACK is written,
+// session.subscribed is dispatched for each and the messages the lookups return are delivered
+// (see OnPacketSent).
 func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
 	c := h.conn(cl)
+	var granted []packets.Subscription
 	for i, sub := range pk.Filters {
 		if i >= len(reasonCodes) || reasonCodes[i] > packets.CodeGrantedQos2.Code {
 			continue // refused
 		}
 		sub.Qos = reasonCodes[i]
-		h.subscribed(cl, c, sub, false) // mochi sends the retained messages it holds itself
+		granted = append(granted, sub)
 	}
+	if c == nil || cl.Net.Inline {
+		// No connection to deliver to after a SUBACK (the embedding program's own
+		// subscription, or a connection already replaced): dispatch now.
+		for _, sub := range granted {
+			h.subscribed(cl, c, sub, false)
+		}
+		return
+	}
+	// mochi writes the SUBACK after this hook returns: the lookups and the deliveries wait
+	// for it (OnPacketSent), as mochi's own retained messages do.
+	c.awaitSuback(pk.PacketID, granted)
 }
 
 // OnUnsubscribed dispatches session.unsubscribed for each filter of an UNSUBSCRIBE.
@@ -359,13 +373,22 @@ func (h *Hook) track(cl *mqtt.Client, c *conn, id uint16, m *hook.Message) {
 }
 
 // OnPacketSent dispatches message.deliver for a PUBLISH written to the client. A CONNACK
-// starts the connection's state.
+// starts the connection's state. A SUBACK is followed by the lookups of the filters it granted
+// and the delivery of the stored messages they return: a client must read the SUBACK first
+// (a client that closes with an unread SUBACK in its buffer resets the connection, and its
+// last acknowledgements are lost), and the lookups must not hold the SUBACK back.
 func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
 		if m := stamped(&pk); m != nil {
 			err := h.d.MessageDeliver(h.ctx, &hook.DeliverEvent{ClientID: cl.ID, Username: string(cl.Properties.Username), Message: m})
 			h.logErr(err, hook.MessageDeliver, cl)
+		}
+	case packets.Suback:
+		if c := h.conn(cl); c != nil {
+			for _, sub := range c.subackSent(pk.PacketID) {
+				h.subscribed(cl, c, sub, false) // mochi sends the retained messages it holds itself
+			}
 		}
 	case packets.Connack:
 		if pk.ReasonCode == packets.CodeSuccess.Code {

@@ -1,0 +1,108 @@
+package main
+
+// End-to-end tests of how the broker delivers stored messages (issue 15), on SQLite, with the
+// mosquitto command-line clients and paho.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mqttstore/mqttstore/examples/internal/mqtttest"
+)
+
+// sqliteTarget is a fresh SQLite database of the test's own.
+func sqliteTarget(t *testing.T) *target {
+	tg := &target{kind: "sqlite", dsn: filepath.Join(t.TempDir(), "data", "mqttstore.db"), offline: "off"}
+	tg.openSQL(t, "sqlite")
+	return tg
+}
+
+// mosquittoSub runs mosquitto_sub against the broker at addr with args, and returns the lines
+// it printed (-v: "topic payload").
+func mosquittoSub(t *testing.T, addr string, args ...string) []string {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), mqtttest.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "mosquitto_sub", append([]string{"-h", host, "-p", port, "-v"}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	var ee *exec.ExitError
+	// -W: exit status 27 on timeout, which the caller expects when nothing should come.
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 27) {
+		t.Fatalf("mosquitto_sub %s: %v: %s", strings.Join(args, " "), err, errb.String())
+	}
+	s := strings.TrimSpace(out.String())
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// ackedMid returns the position mqtt_acked holds for the client and topic, 0 if none.
+func (tg *target) ackedMid(t *testing.T, clientID, topic string) int64 {
+	t.Helper()
+	var mid int64
+	err := tg.db.QueryRow("SELECT COALESCE(MAX(mid), 0) FROM mqtt_acked WHERE clientid = ? AND topic = ?", clientID, topic).Scan(&mid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mid
+}
+
+// lastMsg returns the id of the newest stored message of topic.
+func (tg *target) lastMsg(t *testing.T, topic string) int64 {
+	t.Helper()
+	var id int64
+	if err := tg.db.QueryRow("SELECT COALESCE(MAX(id), 0) FROM mqtt_msg WHERE topic = ?", topic).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestStoredAfterSuback(t *testing.T) {
+	// Issue 15.1: mosquitto_sub -c -q 1 -C 3 on a persistent session holding 3 stored
+	// messages receives them, acknowledges them and exits; on the next connection nothing
+	// comes again, and mqtt_acked holds the last one. The broker restarts before each run,
+	// so that the messages come from the database, not from a session mochi kept.
+	tg := sqliteTarget(t)
+	b := tg.start(t)
+	sub := func(args ...string) []string {
+		return mosquittoSub(t, b.addr, append([]string{"-c", "-q", "1", "-i", "acc-sub", "-t", "acc/off"}, args...)...)
+	}
+	want := []string{"acc/off m0", "acc/off m1", "acc/off m2"}
+	for run := range 4 {
+		pub := mqtttest.Connect(t, b.addr, "pub-acc", true)
+		for _, p := range []string{"m0", "m1", "m2"} {
+			pub.MustPublish(t, "acc/off", 1, false, p)
+		}
+		pub.Disconnect(100)
+		tg.waitState(t, "pub-acc", "0")
+		b = tg.restart(t, b)
+
+		if got := sub("-C", "3"); !slices.Equal(got, want) {
+			t.Fatalf("run %d: received %q, want %q", run, got, want)
+		}
+		// The state row says offline from the previous run already: wait for the position.
+		last := tg.lastMsg(t, "acc/off")
+		mqtttest.Eventually(t, "mqtt_acked at the last message", func() bool {
+			b.flush(t)
+			return tg.ackedMid(t, "acc-sub", "acc/off") == last
+		})
+		if got := sub("-W", "1"); len(got) != 0 {
+			t.Fatalf("run %d: reconnecting: received %q again", run, got)
+		}
+		tg.waitState(t, "acc-sub", "0")
+	}
+}
