@@ -7,14 +7,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqttstore/mqttstore/examples/internal/mqtttest"
+	"github.com/mqttstore/mqttstore/hook"
 )
 
 // sqliteTarget is a fresh SQLite database of the test's own.
@@ -105,4 +111,92 @@ func TestStoredAfterSuback(t *testing.T) {
 		}
 		tg.waitState(t, "acc-sub", "0")
 	}
+}
+
+// storeBacklog inserts n QoS 1 messages on topic into mqtt_msg, payloads "0" to "n-1", with
+// IDs of the broker's kind, as if published while nobody was subscribed.
+func (tg *target) storeBacklog(t *testing.T, topic string, n int) {
+	t.Helper()
+	ids := hook.NewIDGenerator("test")
+	tx, err := tg.db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	arrived := time.Now().UTC().Format("2006-01-02 15:04:05.000")
+	for i := range n {
+		_, err := tx.Exec("INSERT INTO mqtt_msg (msgid, topic, sender, node, qos, retain, payload, arrived) VALUES (?, ?, 'pub', 'node1', 1, 0, ?, ?)",
+			ids.Next(), topic, []byte(strconv.Itoa(i)), arrived)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkSequence checks that got is "0" to "n-1", in order.
+func checkSequence(t *testing.T, got []string, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Errorf("received %d messages, want %d", len(got), n)
+	}
+	for i, p := range got {
+		if p != strconv.Itoa(i) {
+			t.Errorf("message %d is %q, want %d (the backlog in order)", i, p, i)
+			return
+		}
+	}
+}
+
+func TestBacklogPaged(t *testing.T) {
+	// Issue 15.2: a backlog larger than mochi's in-flight limit (8,192) and than the default
+	// rules' max_returned_count is delivered whole, in order, page by page as the
+	// acknowledgements come back; nothing is dropped.
+	const n = 9000
+	tg := sqliteTarget(t)
+	b := tg.start(t) // creates the tables
+	tg.storeBacklog(t, "big/t", n)
+	sub := mqtttest.Connect(t, b.addr, "big-sub", true)
+	sub.MustSubscribe(t, "big/#", 1)
+	last := 0
+	for len(sub.Received()) < n { // progress, or the test times out
+		mqtttest.Eventually(t, fmt.Sprintf("more than %d messages", last), func() bool { return len(sub.Received()) > last })
+		last = len(sub.Received())
+	}
+	checkSequence(t, payloads(sub.Barrier(t, "big/barrier")), n)
+	mqtttest.Eventually(t, "the position of the last message", func() bool {
+		b.flush(t)
+		return tg.ackedMid(t, "big-sub", "big/t") == tg.lastMsg(t, "big/t")
+	})
+}
+
+func TestReceiveMaximum(t *testing.T) {
+	// Issue 15.2: an MQTT 5 client with Receive Maximum 5 is never sent more than 5 stored
+	// QoS 1 messages unacknowledged, and gets the whole backlog, in order, as it acknowledges.
+	const n, rm = 60, 5
+	tg := sqliteTarget(t)
+	b := tg.start(t)
+	tg.storeBacklog(t, "rm/t", n)
+	c := dialRaw(t, b.addr, "rm-sub", 5, true, packets.Properties{ReceiveMaximum: rm})
+	code, pending := c.subscribe(1, "rm/t", 1)
+	if code != 1 {
+		t.Fatalf("SUBACK %#x", code)
+	}
+	var got []string
+	for len(got) < n {
+		pending = append(pending, c.sync()...)
+		if len(pending) > rm {
+			t.Fatalf("%d messages unacknowledged, more than the client's Receive Maximum %d", len(pending), rm)
+		}
+		if len(pending) == 0 {
+			t.Fatalf("nothing more after %d messages", len(got))
+		}
+		pk := pending[0]
+		pending = pending[1:]
+		got = append(got, string(pk.Payload))
+		c.ack(pk)
+	}
+	checkSequence(t, got, n)
 }

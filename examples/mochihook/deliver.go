@@ -2,6 +2,7 @@ package mochihook
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,9 +13,6 @@ import (
 	"github.com/mqttstore/mqttstore/hook"
 	"github.com/mqttstore/mqttstore/topic"
 )
-
-// errInflightFull: the client has the server's MaximumInflight deliveries in flight.
-var errInflightFull = errors.New("client has the maximum number of messages in flight")
 
 // stamp records m's ID, topic and publisher's username in pk (see the package doc).
 func stamp(pk *packets.Packet, m *hook.Message) {
@@ -54,7 +52,7 @@ func (h *Hook) subscribed(cl *mqtt.Client, c *conn, sub packets.Subscription, mo
 		ClientID: cl.ID, Username: string(cl.Properties.Username), Topic: sub.Filter, QoS: sub.Qos,
 	})
 	h.logErr(err, hook.SessionSubscribed, cl)
-	if cl.Net.Inline || cl.Closed() {
+	if cl.Net.Inline || cl.Closed() || c == nil {
 		return // the embedding program's own subscription (Server.Subscribe), or gone: nothing to write to
 	}
 	if mqtt.IsSharedFilter(sub.Filter) {
@@ -63,26 +61,51 @@ func (h *Hook) subscribed(cl *mqtt.Client, c *conn, sub packets.Subscription, mo
 		return
 	}
 	noRetained := sub.RetainHandling == 2
-	var dup func(*hook.Message) bool
 	// Offline messages go to an established subscription: RETAIN 0 (MQTT-3.3.1-9), whatever
 	// the Retain Handling. Retained messages: RETAIN 1, unless Retain Handling 2.
-	offline := len(res.Offline)
-	all := res.Offline
+	pg := &page{sub: sub}
+	h.queueStored(cl, c, pg, res.Offline, nil, false, !noRetained)
+	pg.more = len(pg.queue) > 0 // a backlog may have more pages
 	if !noRetained {
-		all = append(all[:offline:offline], res.Retained...)
+		h.queueStored(cl, c, pg, res.Retained, nil, true, true)
+		if mochiRetained {
+			for _, rp := range h.server.Topics.Messages(sub.Filter) {
+				pg.queue = append(pg.queue, rp.Copy(false))
+			}
+		}
 	}
-	for i, m := range all {
+	if len(pg.queue) > 0 {
+		c.addPage(pg)
+		h.pump(cl, c)
+	}
+}
+
+// queueStored appends to pg the packets of the stored messages ms that cl must be sent, but
+// not those whose ID is in seen.
+func (h *Hook) queueStored(cl *mqtt.Client, c *conn, pg *page, ms []*hook.Message, seen map[string]struct{}, retain, mochiSendsRetained bool) {
+	var dup func(*hook.Message) bool
+	sub := pg.sub
+	for _, m := range ms {
 		if sub.NoLocal && m.From == cl.ID || !topic.Match(sub.Filter, m.Topic) {
 			continue // the last: a store's mistake must not reach a client that did not ask
 		}
 		if dup == nil {
-			dup = h.duplicates(cl, c, !noRetained)
+			dup = h.duplicates(cl, c, mochiSendsRetained)
 		}
 		if dup(m) {
 			continue
 		}
+		if m.ID != "" {
+			if _, ok := seen[m.ID]; ok {
+				continue // in the previous page: a store answering without positions
+			}
+			if pg.ids == nil {
+				pg.ids = make(map[string]struct{})
+			}
+			pg.ids[m.ID] = struct{}{}
+		}
 		pk := packets.Packet{
-			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: i >= offline},
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: retain},
 			TopicName:   m.Topic,
 			Payload:     m.Payload,
 			Origin:      m.From,
@@ -92,20 +115,40 @@ func (h *Hook) subscribed(cl *mqtt.Client, c *conn, sub packets.Subscription, mo
 			pk.Properties.User = append(pk.Properties.User, packets.UserProperty{Key: p.Key, Val: p.Value})
 		}
 		stamp(&pk, m)
-		if err := h.send(cl, c, sub, pk); err != nil {
-			h.log().Warn("mqttstore: delivering stored messages stopped", "client", cl.ID, "topic", sub.Filter, "error", err)
-			return
-		}
+		pg.queue = append(pg.queue, pk)
 	}
-	if mochiRetained && !noRetained {
-		for _, rp := range h.server.Topics.Messages(sub.Filter) {
-			out := rp.Copy(false)
-			if err := h.send(cl, c, sub, out); err != nil {
-				h.log().Warn("mqttstore: delivering retained messages stopped", "client", cl.ID, "topic", sub.Filter, "error", err)
-				return
-			}
-		}
+}
+
+// nextPage looks up the next page of pg's subscription, once every message of pg was
+// acknowledged: the stores' positions are written first (Flush), so the lookup answers
+// after them. It runs on a goroutine of its own.
+func (h *Hook) nextPage(cl *mqtt.Client, c *conn, pg *page) {
+	if cl.Closed() || h.ctx.Err() != nil {
+		return
 	}
+	if _, ok := cl.State.Subscriptions.Get(pg.sub.Filter); !ok {
+		return // unsubscribed meanwhile
+	}
+	if err := h.d.Flush(h.ctx); err != nil {
+		if h.ctx.Err() != nil || errors.Is(err, hook.ErrClosed) {
+			return // shutting down
+		}
+		h.log().Warn("mqttstore: the next page of stored messages is not delivered: positions not written",
+			"client", cl.ID, "topic", pg.sub.Filter, "error", err)
+		return
+	}
+	res, err := h.d.SessionSubscribed(h.ctx, &hook.SubscribedEvent{
+		ClientID: cl.ID, Username: string(cl.Properties.Username), Topic: pg.sub.Filter, QoS: pg.sub.Qos,
+	})
+	h.logErr(err, hook.SessionSubscribed, cl)
+	next := &page{sub: pg.sub}
+	h.queueStored(cl, c, next, res.Offline, pg.ids, false, pg.sub.RetainHandling != 2)
+	if len(next.queue) == 0 {
+		return // drained
+	}
+	next.more = true
+	c.addPage(next)
+	h.pump(cl, c)
 }
 
 // duplicates returns what tells the stored messages cl must not be sent again: those in flight
@@ -141,24 +184,57 @@ func (h *Hook) duplicates(cl *mqtt.Client, c *conn, mochiSendsRetained bool) fun
 	}
 }
 
-// send delivers pk to cl under subscription sub, as mochi's publishToClient does: the QoS is
-// at most the subscription's and the server's, and a QoS 1 or 2 packet gets a packet ID and
-// goes in flight (and is tracked) before it is written.
-//
-// mochi does not expose the client's send quota (an MQTT 5 client's Receive Maximum), so the
-// stored messages of one subscription are all written at once; offline_opts
-// max_returned_count keeps their number below it.
-func (h *Hook) send(cl *mqtt.Client, c *conn, sub packets.Subscription, pk packets.Packet) error {
-	caps := h.server.Options.Capabilities
-	pk.FixedHeader.Qos = min(pk.FixedHeader.Qos, sub.Qos, caps.MaximumQos)
+// window is how many QoS 1 and 2 deliveries cl may have in flight: its Receive Maximum (MQTT
+// 5; mochi caps it at the server's MaximumInflight), else the server's MaximumInflight, and
+// at most the deliveries the hook tracks.
+func (h *Hook) window(cl *mqtt.Client) int {
+	n := int(h.server.Options.Capabilities.MaximumInflight)
+	if rm := int(cl.Properties.Props.ReceiveMaximum); rm > 0 {
+		n = min(n, rm)
+	}
+	return min(n, h.maxTracked)
+}
+
+// pump sends the queued stored messages of c, in order, as long as the client's window has
+// room for them; the acknowledgements that free room call it again (OnQosComplete), so a
+// backlog goes out in pages, however large, without overrunning the client.
+func (h *Hook) pump(cl *mqtt.Client, c *conn) {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	for {
+		pg, pk, ok := c.next(func(pk packets.Packet, sub packets.Subscription) bool {
+			return h.qos(pk, sub) == 0 || cl.State.Inflight.Len() < h.window(cl)
+		})
+		if !ok {
+			return
+		}
+		err := h.send(cl, c, pg, pk)
+		if err != nil {
+			h.log().Warn("mqttstore: delivering stored messages stopped", "client", cl.ID, "topic", pg.sub.Filter, "error", err)
+			c.dropPages()
+			return
+		}
+		if c.sent(pg) {
+			go h.nextPage(cl, c, pg)
+		}
+	}
+}
+
+// qos is the QoS pk goes out with under sub.
+func (h *Hook) qos(pk packets.Packet, sub packets.Subscription) byte {
+	return min(pk.FixedHeader.Qos, sub.Qos, h.server.Options.Capabilities.MaximumQos)
+}
+
+// send delivers pk to cl under the subscription of pg, as mochi's publishToClient does: the
+// QoS is at most the subscription's and the server's, and a QoS 1 or 2 packet gets a packet
+// ID and goes in flight (and is tracked) before it is written.
+func (h *Hook) send(cl *mqtt.Client, c *conn, pg *page, pk packets.Packet) error {
+	sub := pg.sub
+	pk.FixedHeader.Qos = h.qos(pk, sub)
 	if sub.Identifier > 0 {
 		pk.Properties.SubscriptionIdentifier = []int{sub.Identifier}
 	}
 	if pk.FixedHeader.Qos > 0 {
-		if cl.State.Inflight.Len() >= int(caps.MaximumInflight) {
-			atomic.AddInt64(&h.server.Info.InflightDropped, 1)
-			return errInflightFull
-		}
 		id, err := cl.NextPacketID()
 		if err != nil {
 			atomic.AddInt64(&h.server.Info.InflightDropped, 1)
@@ -172,8 +248,18 @@ func (h *Hook) send(cl *mqtt.Client, c *conn, sub packets.Subscription, pk packe
 		if m := stamped(&pk); m != nil {
 			h.track(cl, c, pk.PacketID, m) // what mochi's OnQosPublish would do
 		}
+		c.inPage(pk.PacketID, pg)
 	}
 	return cl.WritePacket(pk)
+}
+
+// page is the stored messages of one lookup for one subscription, being delivered.
+type page struct {
+	sub     packets.Subscription
+	queue   []packets.Packet    // not sent yet
+	unacked int                 // QoS 1 and 2 deliveries sent and not yet completed
+	more    bool                // offline messages: the next lookup may return more
+	ids     map[string]struct{} // the IDs of the messages queued
 }
 
 // conn is the hook's state of one connection.
@@ -185,6 +271,94 @@ type conn struct {
 	inflight map[uint16]*hook.Message          // QoS 1 and 2 deliveries awaiting acknowledgement, by packet ID
 	ackedTo  map[string]string                 // topic -> greatest message ID acknowledged on this connection
 	subacks  map[uint16][]packets.Subscription // SUBSCRIBE packet ID -> granted filters, until the SUBACK is written
+	pages    []*page                           // stored messages being delivered, in order
+	pageOf   map[uint16]*page                  // packet ID -> the page of a stored delivery in flight
+
+	sendMu sync.Mutex // held by pump: one sender at a time, in order
+}
+
+// addPage queues pg's messages after those queued before.
+func (c *conn) addPage(pg *page) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pages = append(c.pages, pg)
+}
+
+// next takes the next queued packet, if fits says it may go now.
+func (c *conn) next(fits func(packets.Packet, packets.Subscription) bool) (*page, packets.Packet, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, pg := range c.pages {
+		if len(pg.queue) == 0 {
+			continue
+		}
+		pk := pg.queue[0]
+		if !fits(pk, pg.sub) {
+			return nil, packets.Packet{}, false
+		}
+		pg.queue[0] = packets.Packet{}
+		pg.queue = pg.queue[1:]
+		return pg, pk, true
+	}
+	return nil, packets.Packet{}, false
+}
+
+// inPage records that the delivery with packet ID id belongs to pg.
+func (c *conn) inPage(id uint16, pg *page) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pageOf == nil {
+		c.pageOf = make(map[uint16]*page)
+	}
+	c.pageOf[id] = pg
+	pg.unacked++
+}
+
+// sent notes that a packet of pg was written; done reports that pg is complete (nothing
+// left to send or acknowledge) and may have a next page.
+func (c *conn) sent(pg *page) (done bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.completeLocked(pg)
+}
+
+// completed notes the end of the delivery with packet ID id, acknowledged or dropped; pg is
+// its page if that page is now complete and has a next one. A page with a dropped delivery
+// has none: the next lookup would return the dropped message again.
+func (c *conn) completed(id uint16, acked bool) (pg *page) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pageOf[id]
+	if p == nil {
+		return nil
+	}
+	delete(c.pageOf, id)
+	p.unacked--
+	p.more = p.more && acked
+	if c.completeLocked(p) {
+		return p
+	}
+	return nil
+}
+
+// completeLocked removes pg if it is complete, reporting whether it has a next page.
+func (c *conn) completeLocked(pg *page) bool {
+	if len(pg.queue) > 0 || pg.unacked > 0 {
+		return false
+	}
+	i := slices.Index(c.pages, pg)
+	if i < 0 {
+		return false // already complete
+	}
+	c.pages = slices.Delete(c.pages, i, i+1)
+	return pg.more
+}
+
+// dropPages forgets every queued stored message (the connection failed).
+func (c *conn) dropPages() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pages = nil
 }
 
 // awaitSuback remembers the filters granted by the SUBSCRIBE with packet ID id.

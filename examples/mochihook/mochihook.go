@@ -27,6 +27,20 @@
 // connect and subscribe) run on the client's own goroutine, bounded by the dispatcher's
 // LookupTimeout; other clients are not held up.
 //
+// # Delivery of stored messages
+//
+// The messages a SUBSCRIBE's lookups return go out after mochi has written the SUBACK, as
+// mochi's own retained messages do, in the order the stores return them, and no faster than
+// the client acknowledges them: at most its Receive Maximum (MQTT 5), the server's
+// MaximumInflight and Options.MaxTracked QoS 1 and 2 deliveries in flight at a time, mochi's
+// own deliveries counted; each acknowledgement lets the next one go. A large backlog is thus
+// delivered whole, never dropped for want of room. Once every offline message a lookup
+// returned is acknowledged, the hook writes the stores' queues out (Dispatcher.Flush) and
+// dispatches session.subscribed again for the same filter, delivering the next page (the
+// stores answer after the positions just written; offline_opts max_returned_count is the
+// page size), until a lookup returns nothing new. That repeated session.subscribed runs the
+// write rules of that point again too; retained messages are sent once, with the first page.
+//
 // # Message identity
 //
 // Stores record acknowledgements by message ID, so a delivered packet must say which message
@@ -409,12 +423,21 @@ func (h *Hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 	if c == nil {
 		return
 	}
-	m := c.acked(pk.PacketID, h.maxTracked)
-	if m == nil {
-		return
+	if m := c.acked(pk.PacketID, h.maxTracked); m != nil {
+		err := h.d.MessageAcked(h.ctx, &hook.AckedEvent{ClientID: cl.ID, Username: string(cl.Properties.Username), Message: m})
+		h.logErr(err, hook.MessageAcked, cl)
 	}
-	err := h.d.MessageAcked(h.ctx, &hook.AckedEvent{ClientID: cl.ID, Username: string(cl.Properties.Username), Message: m})
-	h.logErr(err, hook.MessageAcked, cl)
+	h.freed(cl, c, pk.PacketID, true)
+}
+
+// freed goes on with the stored deliveries once the delivery with packet ID id completed
+// (acked) or was dropped: the client's window has room again, and the page of id may be
+// complete.
+func (h *Hook) freed(cl *mqtt.Client, c *conn, id uint16, acked bool) {
+	if pg := c.completed(id, acked); pg != nil {
+		go h.nextPage(cl, c, pg)
+	}
+	h.pump(cl, c)
 }
 
 // OnQosDropped forgets a delivery mochi gave up on (expired, refused by the client, or
@@ -425,6 +448,7 @@ func (h *Hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 	}
 	if c := h.conn(cl); c != nil {
 		c.forget(pk.PacketID)
+		h.freed(cl, c, pk.PacketID, false)
 	}
 }
 
