@@ -200,3 +200,39 @@ func TestReceiveMaximum(t *testing.T) {
 	}
 	checkSequence(t, got, n)
 }
+
+func TestTooLargeSkipped(t *testing.T) {
+	// Issue 15.12 and 15.5: stored messages larger than the client's Maximum Packet Size are
+	// skipped and counted, the others delivered; the failed writes leave nothing in flight
+	// (with Receive Maximum 2, two such phantoms would stop the delivery).
+	tg := sqliteTarget(t)
+	b := tg.start(t)
+	big := strings.Repeat("x", 500)
+	payloadsIn := []string{"s0", big, big, "s3", "s4", "s5"}
+	ids := hook.NewIDGenerator("test")
+	for _, p := range payloadsIn {
+		tg.exec(t, "INSERT INTO mqtt_msg (msgid, topic, sender, node, qos, retain, payload, arrived) VALUES (?, 'mps/t', 'pub', 'node1', 1, 0, ?, ?)",
+			ids.Next(), []byte(p), time.Now().UTC().Format("2006-01-02 15:04:05.000"))
+	}
+	c := dialRaw(t, b.addr, "mps-sub", 5, true, packets.Properties{ReceiveMaximum: 2, MaximumPacketSize: 200})
+	code, pending := c.subscribe(1, "mps/t", 1)
+	if code != 1 {
+		t.Fatalf("SUBACK %#x", code)
+	}
+	var got []string
+	for len(got) < 4 {
+		pending = append(pending, c.sync()...)
+		if len(pending) == 0 {
+			t.Fatalf("nothing more after %q", got)
+		}
+		got = append(got, string(pending[0].Payload))
+		c.ack(pending[0])
+		pending = pending[1:]
+	}
+	if want := []string{"s0", "s3", "s4", "s5"}; !slices.Equal(got, want) {
+		t.Errorf("received %q, want %q", got, want)
+	}
+	if n := b.hook.Stats().TooLarge; n != 2 {
+		t.Errorf("Stats().TooLarge = %d, want 2", n)
+	}
+}

@@ -209,7 +209,15 @@ func (h *Hook) pump(cl *mqtt.Client, c *conn) {
 			return
 		}
 		err := h.send(cl, c, pg, pk)
-		if err != nil {
+		if errors.Is(err, packets.ErrPacketTooLarge) {
+			// Larger than the client's Maximum Packet Size: it can never be sent to this
+			// client, as mochi drops such live messages; the next ones can.
+			atomic.AddInt64(&h.tooLarge, 1)
+			atomic.AddInt64(&h.server.Info.MessagesDropped, 1)
+			c.skip(pk.Connect.ClientIdentifier, h.maxTracked)
+			h.log().Debug("mqttstore: stored message larger than the client's maximum packet size skipped",
+				"client", cl.ID, "topic", pk.TopicName, "msgid", pk.Connect.ClientIdentifier)
+		} else if err != nil {
 			h.log().Warn("mqttstore: delivering stored messages stopped", "client", cl.ID, "topic", pg.sub.Filter, "error", err)
 			c.dropPages()
 			return
@@ -250,7 +258,18 @@ func (h *Hook) send(cl *mqtt.Client, c *conn, pg *page, pk packets.Packet) error
 		}
 		c.inPage(pk.PacketID, pg)
 	}
-	return cl.WritePacket(pk)
+	err := cl.WritePacket(pk)
+	if err != nil && pk.FixedHeader.Qos > 0 {
+		// Not sent: nothing of it may stay in flight, where it would take room in the
+		// client's window for good and be resent with a resumed session.
+		if cl.State.Inflight.Delete(pk.PacketID) {
+			atomic.AddInt64(&h.server.Info.Inflight, -1)
+			cl.State.Inflight.IncreaseSendQuota()
+		}
+		c.forget(pk.PacketID)
+		c.unpage(pk.PacketID)
+	}
+	return err
 }
 
 // page is the stored messages of one lookup for one subscription, being delivered.
@@ -270,6 +289,7 @@ type conn struct {
 	mu       sync.Mutex
 	inflight map[uint16]*hook.Message          // QoS 1 and 2 deliveries awaiting acknowledgement, by packet ID
 	ackedTo  map[string]string                 // topic -> greatest message ID acknowledged on this connection
+	skipped  map[string]struct{}               // IDs of stored messages this client cannot be sent (too large)
 	subacks  map[uint16][]packets.Subscription // SUBSCRIBE packet ID -> granted filters, until the SUBACK is written
 	pages    []*page                           // stored messages being delivered, in order
 	pageOf   map[uint16]*page                  // packet ID -> the page of a stored delivery in flight
@@ -341,6 +361,16 @@ func (c *conn) completed(id uint16, acked bool) (pg *page) {
 	return nil
 }
 
+// unpage forgets that the delivery with packet ID id, not sent after all, is in its page.
+func (c *conn) unpage(id uint16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.pageOf[id]; p != nil {
+		delete(c.pageOf, id)
+		p.unacked--
+	}
+}
+
 // completeLocked removes pg if it is complete, reporting whether it has a next page.
 func (c *conn) completeLocked(pg *page) bool {
 	if len(pg.queue) > 0 || pg.unacked > 0 {
@@ -352,6 +382,20 @@ func (c *conn) completeLocked(pg *page) bool {
 	}
 	c.pages = slices.Delete(c.pages, i, i+1)
 	return pg.more
+}
+
+// skip remembers, for at most max messages, that the stored message id cannot be sent to
+// this client: a next page must not bring it again.
+func (c *conn) skip(id string, max int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id == "" || len(c.skipped) >= max {
+		return
+	}
+	if c.skipped == nil {
+		c.skipped = make(map[string]struct{})
+	}
+	c.skipped[id] = struct{}{}
 }
 
 // dropPages forgets every queued stored message (the connection failed).
@@ -421,12 +465,15 @@ func (c *conn) forget(id uint16) {
 	delete(c.inflight, id)
 }
 
-// inflightIDs adds the IDs of the tracked deliveries to ids.
+// inflightIDs adds the IDs of the tracked deliveries, and of the skipped messages, to ids.
 func (c *conn) inflightIDs(ids map[string]struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, m := range c.inflight {
 		ids[m.ID] = struct{}{}
+	}
+	for id := range c.skipped {
+		ids[id] = struct{}{}
 	}
 }
 

@@ -111,6 +111,20 @@ type Hook struct {
 	cancel context.CancelFunc
 
 	conns sync.Map // client ID -> *conn, the client's current connection
+
+	tooLarge int64 // stored messages skipped: larger than the client's Maximum Packet Size
+}
+
+// Stats are counts of the stored messages the hook did not deliver.
+type Stats struct {
+	// TooLarge is the stored messages skipped because they were larger than the Maximum
+	// Packet Size of the client they were for (MQTT 5). The others were delivered.
+	TooLarge int64
+}
+
+// Stats returns the hook's counts since New.
+func (h *Hook) Stats() Stats {
+	return Stats{TooLarge: atomic.LoadInt64(&h.tooLarge)}
 }
 
 // New returns a hook that dispatches server's events to d. The caller keeps d: close it after
