@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqttstore/mqttstore/examples/internal/mqtttest"
@@ -234,5 +235,34 @@ func TestTooLargeSkipped(t *testing.T) {
 	}
 	if n := b.hook.Stats().TooLarge; n != 2 {
 		t.Errorf("Stats().TooLarge = %d, want 2", n)
+	}
+}
+
+func TestStoredMessagesACL(t *testing.T) {
+	// Issue 15.3: a client allowed to subscribe to # but denied reading secret/# gets the
+	// stored messages it may read, not those on secret/x, as mochi filters live messages.
+	tg := sqliteTarget(t)
+	tg.configure = func(cfg *config) {
+		cfg.Auth = new(auth.Hook)
+		cfg.AuthConfig = &auth.Options{Ledger: &auth.Ledger{
+			Auth: auth.AuthRules{{Allow: true}},
+			ACL:  auth.ACLRules{{Client: "acl-sub", Filters: auth.Filters{"secret/#": auth.Deny}}},
+		}}
+	}
+	b := tg.start(t)
+	pub := mqtttest.Connect(t, b.addr, "acl-pub", true)
+	pub.MustPublish(t, "secret/x", 1, false, "secret")
+	pub.MustPublish(t, "open/x", 1, false, "open")
+	pub.Settle(t)
+	b.flush(t)
+	b = tg.restart(t, b)
+	sub := mqtttest.Connect(t, b.addr, "acl-sub", true)
+	sub.MustSubscribe(t, "#", 1)
+	got := payloads(sub.Barrier(t, "acl/barrier"))
+	if want := []string{"open"}; !slices.Equal(got, want) {
+		t.Errorf("received %q, want %q", got, want)
+	}
+	if n := b.hook.Stats().Denied; n != 1 {
+		t.Errorf("Stats().Denied = %d, want 1", n)
 	}
 }

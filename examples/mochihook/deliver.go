@@ -95,6 +95,10 @@ func (h *Hook) queueStored(cl *mqtt.Client, c *conn, pg *page, ms []*hook.Messag
 		if dup(m) {
 			continue
 		}
+		if h.acl != nil && !h.acl(cl, m.Topic) {
+			atomic.AddInt64(&h.denied, 1) // as mochi's publishToClient: not authorized, not sent
+			continue
+		}
 		if m.ID != "" {
 			if _, ok := seen[m.ID]; ok {
 				continue // in the previous page: a store answering without positions

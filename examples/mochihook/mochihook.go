@@ -91,6 +91,24 @@ type Options struct {
 	// that the hook remembers (to report message.acked) and the topics whose acknowledged
 	// position it remembers (to avoid duplicates). Zero means the server's MaximumInflight.
 	MaxTracked int
+	// ACL says whether cl may read a stored message on topic: the stored messages a lookup
+	// returns are checked as mochi checks every live message before delivering it (the
+	// OnACLCheck of the server's hooks, write false). Give it the server's auth hooks with
+	// CheckACL. Nil means no check: every stored message a subscription matches is delivered.
+	ACL func(cl *mqtt.Client, topic string) bool
+}
+
+// CheckACL returns the ACL check mochi makes with hooks, for Options.ACL: a client may read
+// a topic if one of the hooks that provide OnACLCheck allows it (and not if none does).
+func CheckACL(hooks ...mqtt.Hook) func(cl *mqtt.Client, topic string) bool {
+	return func(cl *mqtt.Client, topic string) bool {
+		for _, h := range hooks {
+			if h.Provides(mqtt.OnACLCheck) && h.OnACLCheck(cl, topic, false) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // Hook is the mochi hook. Make it with New and add it to the server with AddHook, after any
@@ -104,6 +122,7 @@ type Hook struct {
 	d          *hook.Dispatcher
 	logger     *slog.Logger
 	maxTracked int
+	acl        func(*mqtt.Client, string) bool
 
 	// ctx is passed to every dispatch: it bounds lookups and waits for room in a full write
 	// queue. Stop cancels it, and so does the end of Shutdown's ctx.
@@ -113,6 +132,7 @@ type Hook struct {
 	conns sync.Map // client ID -> *conn, the client's current connection
 
 	tooLarge int64 // stored messages skipped: larger than the client's Maximum Packet Size
+	denied   int64 // stored messages not delivered: the ACL denies the client reading them
 }
 
 // Stats are counts of the stored messages the hook did not deliver.
@@ -120,17 +140,20 @@ type Stats struct {
 	// TooLarge is the stored messages skipped because they were larger than the Maximum
 	// Packet Size of the client they were for (MQTT 5). The others were delivered.
 	TooLarge int64
+	// Denied is the stored messages not delivered because Options.ACL denied the client
+	// reading their topic.
+	Denied int64
 }
 
 // Stats returns the hook's counts since New.
 func (h *Hook) Stats() Stats {
-	return Stats{TooLarge: atomic.LoadInt64(&h.tooLarge)}
+	return Stats{TooLarge: atomic.LoadInt64(&h.tooLarge), Denied: atomic.LoadInt64(&h.denied)}
 }
 
 // New returns a hook that dispatches server's events to d. The caller keeps d: close it after
 // the server (server.Close waits for every client's disconnect to be dispatched).
 func New(server *mqtt.Server, d *hook.Dispatcher, opts Options) *Hook {
-	h := &Hook{server: server, d: d, logger: opts.Logger, maxTracked: opts.MaxTracked}
+	h := &Hook{server: server, d: d, logger: opts.Logger, maxTracked: opts.MaxTracked, acl: opts.ACL}
 	if h.maxTracked <= 0 {
 		h.maxTracked = int(server.Options.Capabilities.MaximumInflight)
 	}
