@@ -266,3 +266,40 @@ func TestStoredMessagesACL(t *testing.T) {
 		t.Errorf("Stats().Denied = %d, want 1", n)
 	}
 }
+
+func TestQoS0StoredPosition(t *testing.T) {
+	// Issue 15.4: with on_message_store (which stores QoS 0 messages too), the QoS 0 stored
+	// messages a subscriber was sent do not come again on every connection: their position
+	// is recorded when they are sent, as a QoS 1 message's is when it is acknowledged.
+	tg := sqliteTarget(t)
+	conf := strings.Replace(string(config{Store: "sqlite"}.defaultText()), `"on_message_publish"`, `"on_message_store"`, 1)
+	file := writeConfig(t, conf)
+	tg.configure = func(cfg *config) { cfg.ConfigFile = file }
+	b := tg.start(t)
+	pub := mqtttest.Connect(t, b.addr, "q0-pub", true)
+	for _, p := range []string{"m0", "m1", "m2"} {
+		pub.MustPublish(t, "q0/t", 0, false, p)
+	}
+	pub.Settle(t)
+	b.flush(t)
+	sub := mqtttest.Connect(t, b.addr, "q0-sub", true)
+	sub.MustSubscribe(t, "q0/t", 0)
+	if got, want := payloads(sub.Barrier(t, "q0/t")), []string{"m0", "m1", "m2"}; !slices.Equal(got, want) {
+		t.Fatalf("first connection: received %q, want %q", got, want)
+	}
+	sub.Disconnect(100)
+	tg.waitState(t, "q0-sub", "0")
+	var m2 int64
+	if err := tg.db.QueryRow("SELECT id FROM mqtt_msg WHERE topic = 'q0/t' AND payload = ?", []byte("m2")).Scan(&m2); err != nil {
+		t.Fatal(err)
+	}
+	mqtttest.Eventually(t, "the position of m2", func() bool {
+		b.flush(t)
+		return tg.ackedMid(t, "q0-sub", "q0/t") == m2
+	})
+	sub = mqtttest.Connect(t, b.addr, "q0-sub", true)
+	sub.MustSubscribe(t, "q0/t", 0)
+	if got := payloads(sub.Barrier(t, "q0/t")); len(got) != 0 {
+		t.Errorf("next connection: received %q again", got)
+	}
+}

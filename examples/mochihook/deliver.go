@@ -47,7 +47,11 @@ func stamped(pk *packets.Packet) *hook.Message {
 // lookups return. With mochiRetained it then also sends the retained messages mochi holds for
 // the filter, as mochi does itself after a SUBSCRIBE but not for subscriptions the hook
 // applies.
-func (h *Hook) subscribed(cl *mqtt.Client, c *conn, sub packets.Subscription, mochiRetained bool) {
+//
+// since is the time part of a message ID (hook.IDTimeLen) taken when mochi added the
+// subscription (cutoff): stored messages with a later ID were routed to it by mochi itself,
+// and are not sent again.
+func (h *Hook) subscribed(cl *mqtt.Client, c *conn, sub packets.Subscription, since string, mochiRetained bool) {
 	res, err := h.d.SessionSubscribed(h.ctx, &hook.SubscribedEvent{
 		ClientID: cl.ID, Username: string(cl.Properties.Username), Topic: sub.Filter, QoS: sub.Qos,
 	})
@@ -63,7 +67,7 @@ func (h *Hook) subscribed(cl *mqtt.Client, c *conn, sub packets.Subscription, mo
 	noRetained := sub.RetainHandling == 2
 	// Offline messages go to an established subscription: RETAIN 0 (MQTT-3.3.1-9), whatever
 	// the Retain Handling. Retained messages: RETAIN 1, unless Retain Handling 2.
-	pg := &page{sub: sub}
+	pg := &page{sub: sub, since: since}
 	h.queueStored(cl, c, pg, res.Offline, nil, false, !noRetained)
 	pg.more = len(pg.queue) > 0 // a backlog may have more pages
 	if !noRetained {
@@ -94,6 +98,9 @@ func (h *Hook) queueStored(cl *mqtt.Client, c *conn, pg *page, ms []*hook.Messag
 		}
 		if dup(m) {
 			continue
+		}
+		if len(m.ID) == hook.IDLen && pg.since != "" && m.ID[:hook.IDTimeLen] >= pg.since {
+			continue // published after the subscription was made: mochi delivered it
 		}
 		if h.acl != nil && !h.acl(cl, m.Topic) {
 			atomic.AddInt64(&h.denied, 1) // as mochi's publishToClient: not authorized, not sent
@@ -145,7 +152,7 @@ func (h *Hook) nextPage(cl *mqtt.Client, c *conn, pg *page) {
 		ClientID: cl.ID, Username: string(cl.Properties.Username), Topic: pg.sub.Filter, QoS: pg.sub.Qos,
 	})
 	h.logErr(err, hook.SessionSubscribed, cl)
-	next := &page{sub: pg.sub}
+	next := &page{sub: pg.sub, since: pg.since}
 	h.queueStored(cl, c, next, res.Offline, pg.ids, false, pg.sub.RetainHandling != 2)
 	if len(next.queue) == 0 {
 		return // drained
@@ -225,11 +232,32 @@ func (h *Hook) pump(cl *mqtt.Client, c *conn) {
 			h.log().Warn("mqttstore: delivering stored messages stopped", "client", cl.ID, "topic", pg.sub.Filter, "error", err)
 			c.dropPages()
 			return
+		} else if h.qos(pk, pg.sub) == 0 && !pk.FixedHeader.Retain {
+			h.sentQoS0(cl, c, pk)
 		}
 		if c.sent(pg) {
 			go h.nextPage(cl, c, pg)
 		}
 	}
+}
+
+// sentQoS0 records the position of a stored message sent at QoS 0: no acknowledgement will
+// come, and without it the message would come again with every SUBSCRIBE (a store with
+// on_message_store keeps QoS 0 messages). message.acked is dispatched as when a QoS 1 message
+// is acknowledged.
+func (h *Hook) sentQoS0(cl *mqtt.Client, c *conn, pk packets.Packet) {
+	m := stamped(&pk)
+	if m == nil {
+		return
+	}
+	c.sentQoS0(m, h.maxTracked)
+	err := h.d.MessageAcked(h.ctx, &hook.AckedEvent{ClientID: cl.ID, Username: string(cl.Properties.Username), Message: m})
+	h.logErr(err, hook.MessageAcked, cl)
+}
+
+// since returns the time part of an ID made now (see subscribed).
+func (h *Hook) since() string {
+	return h.d.IDs().Next()[:hook.IDTimeLen]
 }
 
 // qos is the QoS pk goes out with under sub.
@@ -279,6 +307,7 @@ func (h *Hook) send(cl *mqtt.Client, c *conn, pg *page, pk packets.Packet) error
 // page is the stored messages of one lookup for one subscription, being delivered.
 type page struct {
 	sub     packets.Subscription
+	since   string              // see Hook.subscribed
 	queue   []packets.Packet    // not sent yet
 	unacked int                 // QoS 1 and 2 deliveries sent and not yet completed
 	more    bool                // offline messages: the next lookup may return more
@@ -291,12 +320,12 @@ type conn struct {
 	present bool // mochi resumed the client's session
 
 	mu       sync.Mutex
-	inflight map[uint16]*hook.Message          // QoS 1 and 2 deliveries awaiting acknowledgement, by packet ID
-	ackedTo  map[string]string                 // topic -> greatest message ID acknowledged on this connection
-	skipped  map[string]struct{}               // IDs of stored messages this client cannot be sent (too large)
-	subacks  map[uint16][]packets.Subscription // SUBSCRIBE packet ID -> granted filters, until the SUBACK is written
-	pages    []*page                           // stored messages being delivered, in order
-	pageOf   map[uint16]*page                  // packet ID -> the page of a stored delivery in flight
+	inflight map[uint16]*hook.Message // QoS 1 and 2 deliveries awaiting acknowledgement, by packet ID
+	ackedTo  map[string]string        // topic -> greatest message ID acknowledged on this connection
+	skipped  map[string]struct{}      // IDs of stored messages this client cannot be sent (too large)
+	subacks  map[uint16][]granted     // SUBSCRIBE packet ID -> granted filters, until the SUBACK is written
+	pages    []*page                  // stored messages being delivered, in order
+	pageOf   map[uint16]*page         // packet ID -> the page of a stored delivery in flight
 
 	sendMu sync.Mutex // held by pump: one sender at a time, in order
 }
@@ -409,23 +438,29 @@ func (c *conn) dropPages() {
 	c.pages = nil
 }
 
+// granted is a filter a SUBSCRIBE was granted, and when.
+type granted struct {
+	sub   packets.Subscription
+	since string // see Hook.subscribed
+}
+
 // awaitSuback remembers the filters granted by the SUBSCRIBE with packet ID id.
-func (c *conn) awaitSuback(id uint16, granted []packets.Subscription) {
+func (c *conn) awaitSuback(id uint16, gs []granted) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.subacks == nil {
-		c.subacks = make(map[uint16][]packets.Subscription)
+		c.subacks = make(map[uint16][]granted)
 	}
-	c.subacks[id] = append(c.subacks[id], granted...)
+	c.subacks[id] = append(c.subacks[id], gs...)
 }
 
 // subackSent returns and forgets the filters granted by the SUBSCRIBE with packet ID id.
-func (c *conn) subackSent(id uint16) []packets.Subscription {
+func (c *conn) subackSent(id uint16) []granted {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	granted := c.subacks[id]
+	gs := c.subacks[id]
 	delete(c.subacks, id)
-	return granted
+	return gs
 }
 
 func newConn(cl *mqtt.Client, present bool) *conn {
@@ -453,6 +488,20 @@ func (c *conn) acked(id uint16, max int) *hook.Message {
 		return nil
 	}
 	delete(c.inflight, id)
+	c.advanceLocked(m, max)
+	return m
+}
+
+// sentQoS0 records the position of m, a stored message sent at QoS 0 (which nothing will
+// acknowledge), for at most max topics.
+func (c *conn) sentQoS0(m *hook.Message, max int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advanceLocked(m, max)
+}
+
+// advanceLocked moves the acknowledged position of m's topic to m, if m is later.
+func (c *conn) advanceLocked(m *hook.Message, max int) {
 	if cur, ok := c.ackedTo[m.Topic]; ok {
 		if m.ID > cur {
 			c.ackedTo[m.Topic] = m.ID
@@ -460,7 +509,6 @@ func (c *conn) acked(id uint16, max int) *hook.Message {
 	} else if len(c.ackedTo) < max {
 		c.ackedTo[m.Topic] = m.ID
 	}
-	return m
 }
 
 func (c *conn) forget(id uint16) {

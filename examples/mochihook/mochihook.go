@@ -40,6 +40,12 @@
 // stores answer after the positions just written; offline_opts max_returned_count is the
 // page size), until a lookup returns nothing new. That repeated session.subscribed runs the
 // write rules of that point again too; retained messages are sent once, with the first page.
+// Stored messages published after mochi added the subscription (by the time part of their
+// IDs) are left out of every page: mochi routed them to the subscription itself.
+//
+// A stored message sent at QoS 0 (a store keeping QoS 0 messages, on_message_store, or a
+// QoS 0 subscription) is never acknowledged: its position is recorded when it is written
+// (message.acked is dispatched then), or it would come again with every SUBSCRIBE.
 //
 // # Message identity
 //
@@ -274,7 +280,7 @@ func (h *Hook) subscribe(cl *mqtt.Client, c *conn, s hook.Subscription) error {
 		atomic.AddInt64(&h.server.Info.Subscriptions, 1)
 	}
 	cl.State.Subscriptions.Add(sub.Filter, sub)
-	h.subscribed(cl, c, sub, true)
+	h.subscribed(cl, c, sub, h.since(), true)
 	return nil
 }
 
@@ -339,25 +345,26 @@ func disconnectReason(err, cause error) string {
 // (see OnPacketSent).
 func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
 	c := h.conn(cl)
-	var granted []packets.Subscription
+	since := h.since() // mochi has added the subscriptions: it routes what is published now
+	var gs []granted
 	for i, sub := range pk.Filters {
 		if i >= len(reasonCodes) || reasonCodes[i] > packets.CodeGrantedQos2.Code {
 			continue // refused
 		}
 		sub.Qos = reasonCodes[i]
-		granted = append(granted, sub)
+		gs = append(gs, granted{sub, since})
 	}
 	if c == nil || cl.Net.Inline {
 		// No connection to deliver to after a SUBACK (the embedding program's own
 		// subscription, or a connection already replaced): dispatch now.
-		for _, sub := range granted {
-			h.subscribed(cl, c, sub, false)
+		for _, g := range gs {
+			h.subscribed(cl, c, g.sub, g.since, false)
 		}
 		return
 	}
 	// mochi writes the SUBACK after this hook returns: the lookups and the deliveries wait
 	// for it (OnPacketSent), as mochi's own retained messages do.
-	c.awaitSuback(pk.PacketID, granted)
+	c.awaitSuback(pk.PacketID, gs)
 }
 
 // OnUnsubscribed dispatches session.unsubscribed for each filter of an UNSUBSCRIBE.
@@ -437,8 +444,8 @@ func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 		}
 	case packets.Suback:
 		if c := h.conn(cl); c != nil {
-			for _, sub := range c.subackSent(pk.PacketID) {
-				h.subscribed(cl, c, sub, false) // mochi sends the retained messages it holds itself
+			for _, g := range c.subackSent(pk.PacketID) {
+				h.subscribed(cl, c, g.sub, g.since, false) // mochi sends the retained messages it holds itself
 			}
 		}
 	case packets.Connack:
