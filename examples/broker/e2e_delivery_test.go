@@ -303,3 +303,30 @@ func TestQoS0StoredPosition(t *testing.T) {
 		t.Errorf("next connection: received %q again", got)
 	}
 }
+
+func TestSubscribeAfterStoredDeliveries(t *testing.T) {
+	// Issue 15.13: mochi refuses a SUBSCRIBE whose packet ID is the ID of one of its own
+	// deliveries in flight to the client. A client counts its packet IDs from 1, as mochi
+	// does for its deliveries: stored deliveries not yet acknowledged must not take the IDs
+	// the client's next SUBSCRIBE uses.
+	tg := sqliteTarget(t)
+	b := tg.start(t)
+	tg.storeBacklog(t, "pid/a", 3)
+	c := dialRaw(t, b.addr, "pid-sub", 4, true, packets.Properties{})
+	code, pubs := c.subscribe(1, "pid/a", 1)
+	if code != 1 {
+		t.Fatalf("first SUBSCRIBE: SUBACK %#x", code)
+	}
+	if pubs = append(pubs, c.sync()...); len(pubs) != 3 {
+		t.Fatalf("received %d stored messages, want 3", len(pubs))
+	}
+	// Not acknowledged yet: the three are in flight.
+	for id := uint16(2); id <= 4; id++ {
+		if code, _ := c.subscribe(id, fmt.Sprintf("pid/b%d", id), 1); code != 1 {
+			t.Errorf("SUBSCRIBE with packet ID %d, three stored deliveries in flight: SUBACK %#x, want 1", id, code)
+		}
+	}
+	for _, pk := range pubs {
+		c.ack(pk)
+	}
+}

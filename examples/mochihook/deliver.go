@@ -2,6 +2,7 @@ package mochihook
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -275,16 +276,12 @@ func (h *Hook) send(cl *mqtt.Client, c *conn, pg *page, pk packets.Packet) error
 		pk.Properties.SubscriptionIdentifier = []int{sub.Identifier}
 	}
 	if pk.FixedHeader.Qos > 0 {
-		id, err := cl.NextPacketID()
-		if err != nil {
+		if !c.setInflight(cl, &pk) {
 			atomic.AddInt64(&h.server.Info.InflightDropped, 1)
-			return err
+			return packets.ErrQuotaExceeded
 		}
-		pk.PacketID = uint16(id)
-		if cl.State.Inflight.Set(pk) {
-			atomic.AddInt64(&h.server.Info.Inflight, 1)
-			cl.State.Inflight.DecreaseSendQuota()
-		}
+		atomic.AddInt64(&h.server.Info.Inflight, 1)
+		cl.State.Inflight.DecreaseSendQuota()
 		if m := stamped(&pk); m != nil {
 			h.track(cl, c, pk.PacketID, m) // what mochi's OnQosPublish would do
 		}
@@ -302,6 +299,33 @@ func (h *Hook) send(cl *mqtt.Client, c *conn, pg *page, pk packets.Packet) error
 		c.unpage(pk.PacketID)
 	}
 	return err
+}
+
+// setInflight gives pk a packet ID and puts it in cl's in-flight map; false if every packet
+// ID is in use.
+//
+// The IDs are taken from the top of the range down (65535, 65534, ...), where mochi takes
+// its own from 1 up, as clients do for theirs: mochi refuses a SUBSCRIBE or UNSUBSCRIBE whose
+// packet ID is the ID of one of its deliveries in flight to the client (see the package doc),
+// and stored deliveries, sent right after a SUBACK and acknowledged later, would otherwise
+// take the very IDs the client's next SUBSCRIBE uses. The ID is chosen and set under the
+// client's lock, which mochi's NextPacketID takes too.
+func (c *conn) setInflight(cl *mqtt.Client, pk *packets.Packet) bool {
+	cl.Lock()
+	defer cl.Unlock()
+	for range math.MaxUint16 {
+		id := c.nextID
+		if id == 0 {
+			id = math.MaxUint16
+		}
+		c.nextID = id - 1
+		if _, used := cl.State.Inflight.Get(id); !used {
+			pk.PacketID = id
+			cl.State.Inflight.Set(*pk)
+			return true
+		}
+	}
+	return false
 }
 
 // page is the stored messages of one lookup for one subscription, being delivered.
@@ -328,6 +352,7 @@ type conn struct {
 	pageOf   map[uint16]*page         // packet ID -> the page of a stored delivery in flight
 
 	sendMu sync.Mutex // held by pump: one sender at a time, in order
+	nextID uint16     // the packet ID of the next stored delivery, down from 65535 (0: 65535); under sendMu
 }
 
 // addPage queues pg's messages after those queued before.

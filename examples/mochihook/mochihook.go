@@ -47,6 +47,21 @@
 // QoS 0 subscription) is never acknowledged: its position is recorded when it is written
 // (message.acked is dispatched then), or it would come again with every SUBSCRIBE.
 //
+// # Packet identifiers and a mochi bug
+//
+// mochi 2.7.9 refuses a SUBSCRIBE (and an UNSUBSCRIBE) whose packet ID equals the ID of one
+// of its own deliveries in flight to the client (processSubscribe: "packet identifier in
+// use", reason code 0x91, sent even to MQTT 3.1.1 clients, for which it is not a valid SUBACK
+// code). Packet IDs are per direction in MQTT (MQTT-2.2.1): a client's SUBSCRIBE ID and the
+// server's PUBLISH IDs never conflict, so a correct client is refused at random. Plain mochi
+// does it when it resends a resumed session's messages, since both sides count from 1. The
+// hook takes the packet IDs of stored deliveries from the top of the range down (65535,
+// 65534, ...), so that the deliveries sent right after a SUBACK do not take the IDs of the
+// client's next SUBSCRIBEs. mochi's own live deliveries still count from 1 and can still
+// collide; and an ID mochi has just chosen (NextPacketID) but not yet put in flight can be
+// chosen by the hook too, once mochi's counter has climbed to the IDs the hook is using (tens
+// of thousands of deliveries to one client), in a window of nanoseconds.
+//
 // # Message identity
 //
 // Stores record acknowledgements by message ID, so a delivered packet must say which message
