@@ -161,6 +161,7 @@ func start(ctx context.Context, cfg config) (_ *broker, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	log = slog.New(hygiene{log.Handler()}) // no passwords or megabytes of payload in the logs
 	specs, err := cfg.specs()
 	if err != nil {
 		return nil, err

@@ -8,12 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -328,5 +330,64 @@ func TestSubscribeAfterStoredDeliveries(t *testing.T) {
 	}
 	for _, pk := range pubs {
 		c.ack(pk)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger that several goroutines write to.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestLogHygiene(t *testing.T) {
+	// Issue 15, the example broker: mochi's packet dumps must not log a client's password
+	// (a second CONNECT on one socket), nor a 3 MB line for a 1 MB PUBLISH to an invalid
+	// topic.
+	tg := sqliteTarget(t)
+	logs := new(syncBuffer)
+	tg.configure = func(cfg *config) {
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	b := tg.start(t)
+	const secret = "hunter2-secret"
+	connect := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "log-1", Clean: true, Keepalive: 60,
+			UsernameFlag: true, Username: []byte("user"), PasswordFlag: true, Password: []byte(secret)},
+	}
+	c := dialRaw(t, b.addr, "log-0", 4, true, packets.Properties{})
+	c.write(connect) // a second CONNECT: a protocol violation, which mochi logs with the packet
+	c.readClosed()
+
+	c = dialRaw(t, b.addr, "log-2", 4, true, packets.Properties{})
+	c.write(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish},
+		TopicName:   "a/+",
+		Payload:     bytes.Repeat([]byte("p"), 1<<20),
+	})
+	c.readClosed()
+	mqtttest.Eventually(t, "the logs of both", func() bool {
+		return strings.Count(logs.String(), "error processing packet") >= 2
+	})
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, secret) || strings.Contains(line, strings.Trim(fmt.Sprint([]byte(secret)), "[]")) {
+			t.Errorf("the password is in the log: %.300s", line)
+		}
+		if len(line) > 8<<10 {
+			t.Errorf("a log line of %d bytes: %.300s", len(line), line)
+		}
 	}
 }

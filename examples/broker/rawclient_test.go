@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -59,6 +60,8 @@ func (c *rawClient) write(pk packets.Packet) {
 		err = pk.ConnectEncode(&buf)
 	case packets.Subscribe:
 		err = pk.SubscribeEncode(&buf)
+	case packets.Publish:
+		err = pk.PublishEncode(&buf)
 	case packets.Puback:
 		err = pk.PubackEncode(&buf)
 	case packets.Pingreq:
@@ -158,6 +161,18 @@ func (c *rawClient) sync() []packets.Packet {
 			return pubs
 		default:
 			c.t.Fatalf("unexpected %v", pk.FixedHeader.Type)
+		}
+	}
+}
+
+// readClosed reads until the broker closes the connection.
+func (c *rawClient) readClosed() {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(mqtttest.Timeout))
+	if _, err := io.Copy(io.Discard, c.r); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			c.t.Fatal("the broker did not close the connection")
 		}
 	}
 }
