@@ -94,6 +94,15 @@ func (h *Hook) queueStored(cl *mqtt.Client, c *conn, pg *page, ms []*hook.Messag
 		if sub.NoLocal && m.From == cl.ID || !topic.Match(sub.Filter, m.Topic) {
 			continue // the last: a store's mistake must not reach a client that did not ask
 		}
+		if m.ID != "" {
+			if _, ok := seen[m.ID]; ok {
+				continue // in the previous page: a store answering without positions, or not sent (ACL)
+			}
+			if pg.ids == nil {
+				pg.ids = make(map[string]struct{})
+			}
+			pg.ids[m.ID] = struct{}{}
+		}
 		if dup == nil {
 			dup = h.duplicates(cl, c, mochiSendsRetained)
 		}
@@ -106,15 +115,6 @@ func (h *Hook) queueStored(cl *mqtt.Client, c *conn, pg *page, ms []*hook.Messag
 		if h.acl != nil && !h.acl(cl, m.Topic) {
 			atomic.AddInt64(&h.denied, 1) // as mochi's publishToClient: not authorized, not sent
 			continue
-		}
-		if m.ID != "" {
-			if _, ok := seen[m.ID]; ok {
-				continue // in the previous page: a store answering without positions
-			}
-			if pg.ids == nil {
-				pg.ids = make(map[string]struct{})
-			}
-			pg.ids[m.ID] = struct{}{}
 		}
 		pk := packets.Packet{
 			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: retain},
