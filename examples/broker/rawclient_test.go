@@ -128,21 +128,11 @@ func (c *rawClient) subscribe(id uint16, filter string, qos byte) (byte, []packe
 		PacketID:    id,
 		Filters:     packets.Subscriptions{{Filter: filter, Qos: qos}},
 	})
-	var pubs []packets.Packet
-	for {
-		pk := c.read()
-		switch pk.FixedHeader.Type {
-		case packets.Publish:
-			pubs = append(pubs, pk)
-		case packets.Suback:
-			if pk.PacketID != id || len(pk.ReasonCodes) != 1 {
-				c.t.Fatalf("SUBACK %+v for SUBSCRIBE %d", pk, id)
-			}
-			return pk.ReasonCodes[0], pubs
-		default:
-			c.t.Fatalf("unexpected %v", pk.FixedHeader.Type)
-		}
+	pk, pubs := c.readUntil(packets.Suback)
+	if pk.PacketID != id || len(pk.ReasonCodes) != 1 {
+		c.t.Fatalf("SUBACK %+v for SUBSCRIBE %d", pk, id)
 	}
+	return pk.ReasonCodes[0], pubs
 }
 
 // sync sends a PINGREQ and returns the PUBLISH packets read before the PINGRESP: what the
@@ -151,14 +141,22 @@ func (c *rawClient) subscribe(id uint16, filter string, qos byte) (byte, []packe
 func (c *rawClient) sync() []packets.Packet {
 	c.t.Helper()
 	c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
+	_, pubs := c.readUntil(packets.Pingresp)
+	return pubs
+}
+
+// readUntil reads up to a packet of type typ, and returns it and the PUBLISH packets before
+// it; any other packet fails the test.
+func (c *rawClient) readUntil(typ byte) (packets.Packet, []packets.Packet) {
+	c.t.Helper()
 	var pubs []packets.Packet
 	for {
 		pk := c.read()
 		switch pk.FixedHeader.Type {
+		case typ:
+			return pk, pubs
 		case packets.Publish:
 			pubs = append(pubs, pk)
-		case packets.Pingresp:
-			return pubs
 		default:
 			c.t.Fatalf("unexpected %v", pk.FixedHeader.Type)
 		}
