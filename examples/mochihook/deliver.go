@@ -49,9 +49,9 @@ func stamped(pk *packets.Packet) *hook.Message {
 // the filter, as mochi does itself after a SUBSCRIBE but not for subscriptions the hook
 // applies.
 //
-// since is the time part of a message ID (hook.IDTimeLen) taken when mochi added the
-// subscription (cutoff): stored messages with a later ID were routed to it by mochi itself,
-// and are not sent again.
+// since is a message ID made when mochi added the subscription: the stored messages this
+// node published with a later ID were routed to it by mochi itself, and are not sent again
+// (those of other brokers on the same database were not, and are).
 func (h *Hook) subscribed(cl *mqtt.Client, c *conn, sub packets.Subscription, since string, mochiRetained bool) {
 	res, err := h.d.SessionSubscribed(h.ctx, &hook.SubscribedEvent{
 		ClientID: cl.ID, Username: string(cl.Properties.Username), Topic: sub.Filter, QoS: sub.Qos,
@@ -109,8 +109,8 @@ func (h *Hook) queueStored(cl *mqtt.Client, c *conn, pg *page, ms []*hook.Messag
 		if dup(m) {
 			continue
 		}
-		if len(m.ID) == hook.IDLen && pg.since != "" && m.ID[:hook.IDTimeLen] >= pg.since {
-			continue // published after the subscription was made: mochi delivered it
+		if routedLive(m.ID, pg.since) {
+			continue // published here after the subscription was made: mochi delivered it
 		}
 		if h.acl != nil && !h.acl(cl, m.Topic) {
 			atomic.AddInt64(&h.denied, 1) // as mochi's publishToClient: not authorized, not sent
@@ -256,9 +256,20 @@ func (h *Hook) sentQoS0(cl *mqtt.Client, c *conn, pk packets.Packet) {
 	h.logErr(err, hook.MessageAcked, cl)
 }
 
-// since returns the time part of an ID made now (see subscribed).
+// since returns an ID made now (see subscribed).
 func (h *Hook) since() string {
-	return h.d.IDs().Next()[:hook.IDTimeLen]
+	return h.d.IDs().Next()
+}
+
+// routedLive reports whether the message with ID id was published on this node (since's) at
+// or after since: IDs start with their time (hook.IDTimeLen characters), then the hash of
+// their node's name (up to the last 3 characters, random per generator).
+func routedLive(id, since string) bool {
+	const nodeEnd = hook.IDLen - 3
+	if len(id) != hook.IDLen || len(since) != hook.IDLen {
+		return false
+	}
+	return id[hook.IDTimeLen:nodeEnd] == since[hook.IDTimeLen:nodeEnd] && id[:hook.IDTimeLen] >= since[:hook.IDTimeLen]
 }
 
 // qos is the QoS pk goes out with under sub.
