@@ -42,6 +42,11 @@ type config struct {
 	// EnsureSchema creates the missing tables (SQL stores).
 	EnsureSchema bool
 	Logger       *slog.Logger
+	// Auth authenticates clients and checks what they publish and read (OnConnectAuthenticate,
+	// OnACLCheck), for live and stored messages alike. Nil means auth.AllowHook: every client
+	// may connect, publish and subscribe. AuthConfig is given to its Init.
+	Auth       mqtt.Hook
+	AuthConfig any
 }
 
 // storeSpec is one store to open: a pool of a section of the configuration, with the rules
@@ -158,6 +163,7 @@ func start(ctx context.Context, cfg config) (_ *broker, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	log = slog.New(hygiene{log.Handler()}) // no passwords or megabytes of payload in the logs
 	specs, err := cfg.specs()
 	if err != nil {
 		return nil, err
@@ -169,7 +175,11 @@ func start(ctx context.Context, cfg config) (_ *broker, err error) {
 		}
 	}()
 	server := mqtt.New(&mqtt.Options{Logger: log})
-	h := mochihook.New(server, d, mochihook.Options{})
+	authHook := cfg.Auth
+	if authHook == nil {
+		authHook = new(auth.AllowHook) // an example broker: every client may do anything
+	}
+	h := mochihook.New(server, d, mochihook.Options{ACL: mochihook.CheckACL(authHook)})
 	for _, s := range specs {
 		store, err := s.open(ctx, cfg, log, h)
 		if err != nil {
@@ -181,8 +191,7 @@ func start(ctx context.Context, cfg config) (_ *broker, err error) {
 		log.Info("store ready", "store", s.Name, "rules", len(s.Rules))
 	}
 
-	// An example broker: every client may connect, publish and subscribe.
-	if err := server.AddHook(new(auth.AllowHook), nil); err != nil {
+	if err := server.AddHook(authHook, cfg.AuthConfig); err != nil {
 		return nil, err
 	}
 	if err := server.AddHook(h, nil); err != nil {

@@ -46,6 +46,8 @@ type target struct {
 	redis      redis.UniversalClient // Redis
 	prefix     string                // before every key of the test's
 	configFile string                // the Redis rules, with the test's server, prefix and channel
+
+	configure func(*config) // if set, changes the configuration of every broker start starts
 }
 
 // forEachStore runs f against each database.
@@ -114,6 +116,9 @@ func (tg *target) start(t *testing.T) *broker {
 		cfg.ConfigFile = tg.configFile
 	} else {
 		cfg.Store, cfg.DSN = tg.kind, tg.dsn
+	}
+	if tg.configure != nil {
+		tg.configure(&cfg)
 	}
 	b, err := start(context.Background(), cfg)
 	if err != nil {

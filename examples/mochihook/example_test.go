@@ -43,8 +43,10 @@ func Example() {
 
 	// The broker, with the hook.
 	server := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	_ = server.AddHook(new(auth.AllowHook), nil)
-	h := mochihook.New(server, d, mochihook.Options{})
+	authHook := new(auth.AllowHook) // a real broker's auth hook decides who reads what
+	_ = server.AddHook(authHook, nil)
+	// Stored messages are checked against the same ACL as live ones.
+	h := mochihook.New(server, d, mochihook.Options{ACL: mochihook.CheckACL(authHook)})
 	_ = server.AddHook(h, nil)
 	_ = server.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"}))
 	if err := server.Serve(); err != nil {

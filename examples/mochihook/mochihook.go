@@ -10,8 +10,9 @@
 //	                      (topic index and client state) and then handled as subscriptions
 //	                      (Subscribe and Unsubscribe do the same on a store's request)
 //	OnDisconnect          client.disconnected (not when a new connection took the session over)
-//	OnSubscribed          session.subscribed, once per granted filter; the messages returned
-//	                      are delivered to that client only
+//	OnSubscribed          notes the granted filters; once mochi has written the SUBACK
+//	                      (OnPacketSent), session.subscribed, once per granted filter, and
+//	                      the messages returned are delivered to that client only
 //	OnUnsubscribed        session.unsubscribed, for UNSUBSCRIBE packets (not for mochi dropping
 //	                      the subscriptions of an ended clean session)
 //	OnPublish             message.publish (the message gets its ID here)
@@ -25,6 +26,41 @@
 // for room, until the store's EnqueueTimeout, Stop, or the deadline of Shutdown. Lookups (on
 // connect and subscribe) run on the client's own goroutine, bounded by the dispatcher's
 // LookupTimeout; other clients are not held up.
+//
+// # Delivery of stored messages
+//
+// The messages a SUBSCRIBE's lookups return go out after mochi has written the SUBACK, as
+// mochi's own retained messages do, in the order the stores return them, and no faster than
+// the client acknowledges them: at most its Receive Maximum (MQTT 5), the server's
+// MaximumInflight and Options.MaxTracked QoS 1 and 2 deliveries in flight at a time, mochi's
+// own deliveries counted; each acknowledgement lets the next one go. A large backlog is thus
+// delivered whole, never dropped for want of room. Once every offline message a lookup
+// returned is acknowledged, the hook writes the stores' queues out (Dispatcher.Flush) and
+// dispatches session.subscribed again for the same filter, delivering the next page (the
+// stores answer after the positions just written; offline_opts max_returned_count is the
+// page size), until a lookup returns nothing new. That repeated session.subscribed runs the
+// write rules of that point again too; retained messages are sent once, with the first page.
+// Stored messages published after mochi added the subscription (by the time part of their
+// IDs) are left out of every page: mochi routed them to the subscription itself.
+//
+// A stored message sent at QoS 0 (a store keeping QoS 0 messages, on_message_store, or a
+// QoS 0 subscription) is never acknowledged: its position is recorded when it is written
+// (message.acked is dispatched then), or it would come again with every SUBSCRIBE.
+//
+// # Packet identifiers and a mochi bug
+//
+// mochi 2.7.9 refuses a SUBSCRIBE (and an UNSUBSCRIBE) whose packet ID equals the ID of one
+// of its own deliveries in flight to the client (processSubscribe: "packet identifier in
+// use", reason code 0x91, sent even to MQTT 3.1.1 clients, for which it is not a valid SUBACK
+// code). Packet IDs are per direction in MQTT (MQTT-2.2.1): a client's SUBSCRIBE ID and the
+// server's PUBLISH IDs never conflict, so a correct client is refused at random. Plain mochi
+// does it when it resends a resumed session's messages, since both sides count from 1. The
+// hook takes the packet IDs of stored deliveries from the top of the range down (65535,
+// 65534, ...), so that the deliveries sent right after a SUBACK do not take the IDs of the
+// client's next SUBSCRIBEs. mochi's own live deliveries still count from 1 and can still
+// collide; and an ID mochi has just chosen (NextPacketID) but not yet put in flight can be
+// chosen by the hook too, once mochi's counter has climbed to the IDs the hook is using (tens
+// of thousands of deliveries to one client), in a window of nanoseconds.
 //
 // # Message identity
 //
@@ -76,6 +112,24 @@ type Options struct {
 	// that the hook remembers (to report message.acked) and the topics whose acknowledged
 	// position it remembers (to avoid duplicates). Zero means the server's MaximumInflight.
 	MaxTracked int
+	// ACL says whether cl may read a stored message on topic: the stored messages a lookup
+	// returns are checked as mochi checks every live message before delivering it (the
+	// OnACLCheck of the server's hooks, write false). Give it the server's auth hooks with
+	// CheckACL. Nil means no check: every stored message a subscription matches is delivered.
+	ACL func(cl *mqtt.Client, topic string) bool
+}
+
+// CheckACL returns the ACL check mochi makes with hooks, for Options.ACL: a client may read
+// a topic if one of the hooks that provide OnACLCheck allows it (and not if none does).
+func CheckACL(hooks ...mqtt.Hook) func(cl *mqtt.Client, topic string) bool {
+	return func(cl *mqtt.Client, topic string) bool {
+		for _, h := range hooks {
+			if h.Provides(mqtt.OnACLCheck) && h.OnACLCheck(cl, topic, false) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // Hook is the mochi hook. Make it with New and add it to the server with AddHook, after any
@@ -89,6 +143,7 @@ type Hook struct {
 	d          *hook.Dispatcher
 	logger     *slog.Logger
 	maxTracked int
+	acl        func(*mqtt.Client, string) bool
 
 	// ctx is passed to every dispatch: it bounds lookups and waits for room in a full write
 	// queue. Stop cancels it, and so does the end of Shutdown's ctx.
@@ -96,12 +151,30 @@ type Hook struct {
 	cancel context.CancelFunc
 
 	conns sync.Map // client ID -> *conn, the client's current connection
+
+	tooLarge int64 // stored messages skipped: larger than the client's Maximum Packet Size
+	denied   int64 // stored messages not delivered: the ACL denies the client reading them
+}
+
+// Stats are counts of the stored messages the hook did not deliver.
+type Stats struct {
+	// TooLarge is the stored messages skipped because they were larger than the Maximum
+	// Packet Size of the client they were for (MQTT 5). The others were delivered.
+	TooLarge int64
+	// Denied is the stored messages not delivered because Options.ACL denied the client
+	// reading their topic.
+	Denied int64
+}
+
+// Stats returns the hook's counts since New.
+func (h *Hook) Stats() Stats {
+	return Stats{TooLarge: atomic.LoadInt64(&h.tooLarge), Denied: atomic.LoadInt64(&h.denied)}
 }
 
 // New returns a hook that dispatches server's events to d. The caller keeps d: close it after
 // the server (server.Close waits for every client's disconnect to be dispatched).
 func New(server *mqtt.Server, d *hook.Dispatcher, opts Options) *Hook {
-	h := &Hook{server: server, d: d, logger: opts.Logger, maxTracked: opts.MaxTracked}
+	h := &Hook{server: server, d: d, logger: opts.Logger, maxTracked: opts.MaxTracked, acl: opts.ACL}
 	if h.maxTracked <= 0 {
 		h.maxTracked = int(server.Options.Capabilities.MaximumInflight)
 	}
@@ -222,7 +295,7 @@ func (h *Hook) subscribe(cl *mqtt.Client, c *conn, s hook.Subscription) error {
 		atomic.AddInt64(&h.server.Info.Subscriptions, 1)
 	}
 	cl.State.Subscriptions.Add(sub.Filter, sub)
-	h.subscribed(cl, c, sub, true)
+	h.subscribed(cl, c, sub, h.since(), true)
 	return nil
 }
 
@@ -282,17 +355,31 @@ func disconnectReason(err, cause error) string {
 	return err.Error()
 }
 
-// OnSubscribed dispatches session.subscribed for each filter the broker granted and delivers
-// the messages the lookups return.
+// OnSubscribed notes the filters the broker granted: once the SUBACK is written,
+// session.subscribed is dispatched for each and the messages the lookups return are delivered
+// (see OnPacketSent).
 func (h *Hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
 	c := h.conn(cl)
+	since := h.since() // mochi has added the subscriptions: it routes what is published now
+	var gs []granted
 	for i, sub := range pk.Filters {
 		if i >= len(reasonCodes) || reasonCodes[i] > packets.CodeGrantedQos2.Code {
 			continue // refused
 		}
 		sub.Qos = reasonCodes[i]
-		h.subscribed(cl, c, sub, false) // mochi sends the retained messages it holds itself
+		gs = append(gs, granted{sub, since})
 	}
+	if c == nil || cl.Net.Inline {
+		// No connection to deliver to after a SUBACK (the embedding program's own
+		// subscription, or a connection already replaced): dispatch now.
+		for _, g := range gs {
+			h.subscribed(cl, c, g.sub, g.since, false)
+		}
+		return
+	}
+	// mochi writes the SUBACK after this hook returns: the lookups and the deliveries wait
+	// for it (OnPacketSent), as mochi's own retained messages do.
+	c.awaitSuback(pk.PacketID, gs)
 }
 
 // OnUnsubscribed dispatches session.unsubscribed for each filter of an UNSUBSCRIBE.
@@ -359,13 +446,22 @@ func (h *Hook) track(cl *mqtt.Client, c *conn, id uint16, m *hook.Message) {
 }
 
 // OnPacketSent dispatches message.deliver for a PUBLISH written to the client. A CONNACK
-// starts the connection's state.
+// starts the connection's state. A SUBACK is followed by the lookups of the filters it granted
+// and the delivery of the stored messages they return: a client must read the SUBACK first
+// (a client that closes with an unread SUBACK in its buffer resets the connection, and its
+// last acknowledgements are lost), and the lookups must not hold the SUBACK back.
 func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
 		if m := stamped(&pk); m != nil {
 			err := h.d.MessageDeliver(h.ctx, &hook.DeliverEvent{ClientID: cl.ID, Username: string(cl.Properties.Username), Message: m})
 			h.logErr(err, hook.MessageDeliver, cl)
+		}
+	case packets.Suback:
+		if c := h.conn(cl); c != nil {
+			for _, g := range c.subackSent(pk.PacketID) {
+				h.subscribed(cl, c, g.sub, g.since, false) // mochi sends the retained messages it holds itself
+			}
 		}
 	case packets.Connack:
 		if pk.ReasonCode == packets.CodeSuccess.Code {
@@ -386,12 +482,21 @@ func (h *Hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 	if c == nil {
 		return
 	}
-	m := c.acked(pk.PacketID, h.maxTracked)
-	if m == nil {
-		return
+	if m := c.acked(pk.PacketID, h.maxTracked); m != nil {
+		err := h.d.MessageAcked(h.ctx, &hook.AckedEvent{ClientID: cl.ID, Username: string(cl.Properties.Username), Message: m})
+		h.logErr(err, hook.MessageAcked, cl)
 	}
-	err := h.d.MessageAcked(h.ctx, &hook.AckedEvent{ClientID: cl.ID, Username: string(cl.Properties.Username), Message: m})
-	h.logErr(err, hook.MessageAcked, cl)
+	h.freed(cl, c, pk.PacketID, true)
+}
+
+// freed goes on with the stored deliveries once the delivery with packet ID id completed
+// (acked) or was dropped: the client's window has room again, and the page of id may be
+// complete.
+func (h *Hook) freed(cl *mqtt.Client, c *conn, id uint16, acked bool) {
+	if pg := c.completed(id, acked); pg != nil {
+		go h.nextPage(cl, c, pg)
+	}
+	h.pump(cl, c)
 }
 
 // OnQosDropped forgets a delivery mochi gave up on (expired, refused by the client, or
@@ -402,6 +507,7 @@ func (h *Hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 	}
 	if c := h.conn(cl); c != nil {
 		c.forget(pk.PacketID)
+		h.freed(cl, c, pk.PacketID, false)
 	}
 }
 
