@@ -142,47 +142,49 @@ func (a *writeAction) Write(ctx context.Context, e hook.Event) error {
 	return s.w.EnqueueContext(ctx, o)
 }
 
-// fits checks that the values of o fit the columns they go into.
+// fits checks that the values of o fit the columns they go into. It runs in the broker's
+// call: no allocation unless a value does not fit.
 func (s *Store) fits(o *op) error {
 	wp := s.widths.Load()
 	if wp == nil {
 		return nil
 	}
 	widths := *wp
-	check := func(table, column, v string) error {
-		n := widths[table+"."+column]
+	check := func(column, v string) error { // column: "table.column", a key of widths
+		n := widths[column]
 		if n == 0 || len(v) <= n { // a character takes a byte at least
 			return nil
 		}
 		if c := utf8.RuneCountInString(v); c > n {
-			return fmt.Errorf("sqlstore: %s of %d characters for %s.%s, which holds %d: %w", column, c, table, column, n, ErrValueTooLong)
+			return fmt.Errorf("sqlstore: a value of %d characters for %s, which holds %d: %w", c, column, n, ErrValueTooLong)
 		}
 		return nil
 	}
-	var errs []error
-	add := func(err error) { errs = append(errs, err) }
 	switch o.kind {
 	case opConnected, opDisconnected:
-		add(check("mqtt_client", "clientid", o.client))
-		add(check("mqtt_client", "node", o.node))
+		return errors.Join(check("mqtt_client.clientid", o.client), check("mqtt_client.node", o.node))
 	case opMsg, opRetain:
-		table := "mqtt_msg"
+		cols := &msgColumns
 		if o.kind == opRetain {
-			table = "mqtt_retain"
+			cols = &retainColumns
 		}
 		m := o.msg
-		add(check(table, "topic", m.Topic))
-		add(check(table, "msgid", m.ID))
-		add(check(table, "sender", m.From))
-		if s.d.hasNode {
-			add(check(table, "node", s.node(m.Node)))
+		err := errors.Join(check(cols[0], m.Topic), check(cols[1], m.ID), check(cols[2], m.From))
+		if err == nil && s.d.hasNode {
+			err = check(cols[3], s.node(m.Node))
 		}
+		return err
 	case opAcked:
-		add(check("mqtt_acked", "clientid", o.client))
-		add(check("mqtt_acked", "topic", o.msg.Topic))
+		return errors.Join(check("mqtt_acked.clientid", o.client), check("mqtt_acked.topic", o.msg.Topic))
 	}
-	return errors.Join(errs...)
+	return nil
 }
+
+// The checked columns of a message and a retained message: topic, msgid, sender, node.
+var (
+	msgColumns    = [4]string{"mqtt_msg.topic", "mqtt_msg.msgid", "mqtt_msg.sender", "mqtt_msg.node"}
+	retainColumns = [4]string{"mqtt_retain.topic", "mqtt_retain.msgid", "mqtt_retain.sender", "mqtt_retain.node"}
+)
 
 func (a *writeAction) badEvent(e hook.Event) error {
 	return fmt.Errorf("sqlstore: %s cannot record %T: %w", a.fn, e, hook.ErrInvalidEvent)
