@@ -384,65 +384,37 @@ func (w *Writer[T]) Refuse(err error) error {
 }
 
 // waitBytes is Enqueue's way when size more bytes would pass Options.QueueBytes: as waitRoom
-// for items, it waits (OverflowBlock) until flushers have taken enough, or the queue is empty
-// (a write bigger than what is left alone goes through), the writer closes, ctx is done or
-// EnqueueTimeout has passed; it fails at once under OverflowDrop.
+// for items, it waits until flushers have taken enough, or the queue is empty (a write
+// bigger than what is left alone goes through).
 func (w *Writer[T]) waitBytes(ctx context.Context, size int) error {
-	var timeout <-chan time.Time
-	for {
-		if w.closing.Load() {
-			w.drop(1)
-			return w.errClosed
-		}
-		if q := w.queued.Load(); q == 0 || q+int64(size) <= int64(w.opts.QueueBytes) {
-			return nil
-		}
-		if w.opts.Overflow == OverflowDrop {
-			w.drop(0)
-			return w.errFull
-		}
-		w.roomMu.Lock()
-		if w.room == nil {
-			w.room = make(chan struct{})
-			w.waiting.Store(true)
-		}
-		room := w.room
-		w.roomMu.Unlock()
-		// Look again: bytes taken before the wait was registered are seen here.
-		if q := w.queued.Load(); q == 0 || q+int64(size) <= int64(w.opts.QueueBytes) || w.closing.Load() {
-			continue
-		}
-		if timeout == nil && w.opts.EnqueueTimeout > 0 {
-			t := time.NewTimer(w.opts.EnqueueTimeout)
-			defer t.Stop()
-			timeout = t.C
-		}
-		select {
-		case <-room:
-		case <-ctx.Done():
-			w.drop(0)
-			return fmt.Errorf("%s: waiting for room in the write queue (%d bytes): %w: %w", w.cfg.Store, w.opts.QueueBytes, hook.ErrDropped, ctx.Err())
-		case <-timeout:
-			w.drop(0)
-			return w.errTimeout
-		}
-	}
+	return w.waitFor(ctx, func(bool) bool {
+		q := w.queued.Load()
+		return q == 0 || q+int64(size) <= int64(w.opts.QueueBytes)
+	})
 }
 
 // waitRoom is Enqueue's way when shard to has no room. The room of the queue, QueueSize
 // items, is shared by the shards, each holding a part of it so that Enqueue needs no more than
 // its shard's lock; a shard out of room takes half of what each other shard holds. If none
-// holds any, the writer is full: waitRoom fails at once under OverflowDrop, and else waits
-// for room (made when a flusher takes a batch) until the writer closes, ctx is done or
-// EnqueueTimeout has passed. It returns nil with to.mu held, and room in to (or to closed).
+// holds any, the writer is full (see waitFor). It returns nil with to.mu held, and room in to
+// (or to closed).
 func (w *Writer[T]) waitRoom(ctx context.Context, to *shard[T]) error {
+	return w.waitFor(ctx, func(look bool) bool { return w.takeRoom(to, look) })
+}
+
+// waitFor waits until ready reports room: it fails at once under OverflowDrop, and else
+// waits for room (made when a flusher takes a batch) until the writer closes, ctx is done or
+// EnqueueTimeout has passed, each counted as a drop. ready(look) is asked first with look
+// false, then again, with look true, once the wait is registered, so that room made in
+// between is not missed.
+func (w *Writer[T]) waitFor(ctx context.Context, ready func(look bool) bool) error {
 	var timeout <-chan time.Time
 	for {
 		if w.closing.Load() {
 			w.drop(1)
 			return w.errClosed
 		}
-		if w.takeRoom(to, false) {
+		if ready(false) {
 			return nil
 		}
 		if w.opts.Overflow == OverflowDrop {
@@ -460,7 +432,7 @@ func (w *Writer[T]) waitRoom(ctx context.Context, to *shard[T]) error {
 		if w.closing.Load() {
 			continue
 		}
-		if w.takeRoom(to, true) {
+		if ready(true) {
 			return nil
 		}
 		if timeout == nil && w.opts.EnqueueTimeout > 0 {
