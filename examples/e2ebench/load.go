@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -123,7 +122,7 @@ func publish(c *config, addr, idPrefix, prefix string, n int, retain bool) ([]ti
 type counter struct {
 	mu    sync.Mutex
 	seen  map[string]int
-	total atomic.Int64
+	total int // deliveries, duplicates included
 	want  int
 	done  chan struct{}
 	last  time.Time
@@ -139,7 +138,7 @@ func (k *counter) handler(key func(m paho.Message) string) paho.MessageHandler {
 		defer k.mu.Unlock()
 		id := key(m)
 		k.seen[id]++
-		k.total.Add(1)
+		k.total++
 		if k.seen[id] == 1 && len(k.seen) == k.want {
 			k.last = time.Now()
 			close(k.done)
@@ -159,7 +158,7 @@ func (k *counter) wait(d time.Duration) bool {
 func (k *counter) counts() (unique, dups int) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return len(k.seen), int(k.total.Load()) - len(k.seen)
+	return len(k.seen), k.total - len(k.seen)
 }
 
 // measure runs f with the broker's CPU counted around it.
