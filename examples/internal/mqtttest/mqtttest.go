@@ -13,8 +13,11 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
-// Timeout bounds every wait of the package.
-const Timeout = 10 * time.Second
+// Timeout bounds every wait of the package. It is generous: a subscriber's lookups run in
+// mochi's read loop of that client (after the SUBACK), so on a loaded machine with a slow
+// store (Cassandra's JVM on 2 cores) the client's next packet can wait seconds; 10 s was
+// passed once in a full CI run while another load ran.
+const Timeout = 30 * time.Second
 
 // Received is a message as a Client received it.
 type Received struct {
