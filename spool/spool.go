@@ -84,6 +84,10 @@ type Options struct {
 	// (and on Close). Releases newer than the last checkpoint are replayed again after a
 	// crash. Default 1 s.
 	CheckpointInterval time.Duration
+
+	// writeOnly makes the segments be written with write(2), never memory-mapped: the tests
+	// run both ways.
+	writeOnly bool
 }
 
 const (
@@ -113,6 +117,14 @@ func (o Options) withDefaults() Options {
 		o.CheckpointInterval = defaultCheckpoint
 	}
 	return o
+}
+
+// mapBytes is the size of a memory-mapped segment; 0: not mapped (see createSegFile).
+func (o Options) mapBytes() int64 {
+	if o.writeOnly {
+		return 0
+	}
+	return o.SegmentBytes
 }
 
 var (
@@ -154,7 +166,7 @@ type Spool struct {
 	// wmu orders the writes: it is held from taking a sequence number to writing the record,
 	// so the file holds records in sequence order. Lock order: wmu, then mu.
 	wmu        sync.Mutex
-	f          *os.File // the active segment's file
+	f          segFile // the active segment's file
 	wbuf       []byte
 	writtenPos int64 // bytes written to the operating system over the life of the Spool
 
@@ -262,7 +274,7 @@ func (s *Spool) load() error {
 	} else {
 		active = &segment{base: next, path: segPath(s.dir, next, false)}
 	}
-	f, err := os.OpenFile(active.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := createSegFile(active.path, false, s.opts.mapBytes())
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -516,7 +528,7 @@ func (s *Spool) roll() error {
 		}
 	}
 	g := &segment{base: s.next, path: segPath(s.dir, s.next, false)}
-	f, err := os.OpenFile(g.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := createSegFile(g.path, true, s.opts.mapBytes())
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -558,8 +570,11 @@ func (s *Spool) roll() error {
 
 // seal fsyncs and closes a finished segment's file and renames it sealed, unless all its
 // records were released meanwhile. A failure is sticky, as any fsync failure.
-func (s *Spool) seal(g *segment, f *os.File) error {
-	err := f.Sync()
+func (s *Spool) seal(g *segment, f segFile) error {
+	err := f.Trim()
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -759,7 +774,8 @@ type Stats struct {
 	// Syncs counts the fsyncs of segment files since Open; under SyncAlways, Appends/Syncs is
 	// how many records one fsync carried (group commit).
 	Syncs uint64
-	// TornBytes is how many bytes of a torn tail Open truncated.
+	// TornBytes is how many bytes of a torn tail Open truncated (after a crash, with the
+	// zeros reserved after the last record of a memory-mapped segment).
 	TornBytes int64
 }
 
@@ -833,7 +849,9 @@ func (s *Spool) Close() error {
 	err := s.err
 	s.mu.Unlock()
 	if err == nil {
-		err = s.f.Sync()
+		if err = s.f.Trim(); err == nil {
+			err = s.f.Sync()
+		}
 		s.mu.Lock()
 		if err != nil {
 			err = s.fail(err)

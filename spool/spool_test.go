@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -179,57 +180,70 @@ func TestReplayedRecordsReleasedThenGone(t *testing.T) {
 }
 
 func TestCrashKeepsEveryAppend(t *testing.T) {
-	for _, p := range []SyncPolicy{SyncNever, SyncInterval, SyncAlways} {
-		t.Run(p.String(), func(t *testing.T) {
-			dir := t.TempDir()
-			s := open(t, dir, Options{Sync: p, SegmentBytes: 4096})
-			const writers, each = 16, 40
-			var mu sync.Mutex
-			appended := map[Seq]string{}
-			var wg sync.WaitGroup
-			for w := range writers {
-				wg.Go(func() {
-					for i := range each {
-						r := fmt.Sprintf("w%02d-%03d-%s", w, i, bytes.Repeat([]byte("x"), i))
-						seq, err := s.Append(context.Background(), []byte(r))
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						mu.Lock()
-						appended[seq] = r
-						mu.Unlock()
-						if i%3 == 0 {
-							s.Release(seq)
-							mu.Lock()
-							delete(appended, seq)
-							mu.Unlock()
-						}
-					}
-				})
-			}
-			wg.Wait()
-			if err := s.Checkpoint(); err != nil {
-				t.Fatal(err)
-			}
-			// No Close: restart from the files as they are.
-			s2 := open(t, crashCopy(t, dir), Options{Sync: p})
-			got := replayAll(t, s2)
-			if len(got) != len(appended) {
-				t.Fatalf("replayed %d records, want %d", len(got), len(appended))
-			}
-			for i, r := range got {
-				if appended[r.seq] != r.rec {
-					t.Fatalf("replayed %d:%q, appended %q", r.seq, r.rec, appended[r.seq])
+	for _, c := range writePaths {
+		for _, p := range []SyncPolicy{SyncNever, SyncInterval, SyncAlways} {
+			t.Run(c.name+"/"+p.String(), func(t *testing.T) {
+				testCrashKeepsEveryAppend(t, Options{Sync: p, SegmentBytes: 4096, writeOnly: c.writeOnly})
+			})
+		}
+	}
+}
+
+// writePaths are the two ways segments are written (see createSegFile).
+var writePaths = []struct {
+	name      string
+	writeOnly bool
+}{{"mapped", false}, {"write", true}}
+
+func testCrashKeepsEveryAppend(t *testing.T, opts Options) {
+	p := opts.Sync
+	dir := t.TempDir()
+	s := open(t, dir, opts)
+	const writers, each = 16, 40
+	var mu sync.Mutex
+	appended := map[Seq]string{}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				r := fmt.Sprintf("w%02d-%03d-%s", w, i, bytes.Repeat([]byte("x"), i))
+				seq, err := s.Append(context.Background(), []byte(r))
+				if err != nil {
+					t.Error(err)
+					return
 				}
-				if i > 0 && r.seq <= got[i-1].seq {
-					t.Fatalf("replay out of order at %d", i)
+				mu.Lock()
+				appended[seq] = r
+				mu.Unlock()
+				if i%3 == 0 {
+					s.Release(seq)
+					mu.Lock()
+					delete(appended, seq)
+					mu.Unlock()
 				}
-			}
-			if st := s.Stats(); p == SyncAlways && (st.Syncs == 0 || st.Syncs > st.Appends) {
-				t.Fatalf("SyncAlways: %d fsyncs for %d appends", st.Syncs, st.Appends)
 			}
 		})
+	}
+	wg.Wait()
+	if err := s.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	// No Close: restart from the files as they are.
+	s2 := open(t, crashCopy(t, dir), opts)
+	got := replayAll(t, s2)
+	if len(got) != len(appended) {
+		t.Fatalf("replayed %d records, want %d", len(got), len(appended))
+	}
+	for i, r := range got {
+		if appended[r.seq] != r.rec {
+			t.Fatalf("replayed %d:%q, appended %q", r.seq, r.rec, appended[r.seq])
+		}
+		if i > 0 && r.seq <= got[i-1].seq {
+			t.Fatalf("replay out of order at %d", i)
+		}
+	}
+	if st := s.Stats(); p == SyncAlways && (st.Syncs == 0 || st.Syncs > st.Appends) {
+		t.Fatalf("SyncAlways: %d fsyncs for %d appends", st.Syncs, st.Appends)
 	}
 }
 
@@ -644,5 +658,37 @@ func TestWriteFailureIsSticky(t *testing.T) {
 	s2 := open(t, dir, Options{})
 	if got := records(replayAll(t, s2)); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("Replay = %q, want [a b]", got)
+	}
+}
+
+// TestMappedSegment: on Linux the active segment is reserved in full and memory-mapped
+// (Append costs a copy), and a segment is trimmed to its records when it is sealed; a record
+// larger than the segment goes past the mapping of its own and is kept all the same.
+func TestMappedSegment(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("segments are memory-mapped on Linux only")
+	}
+	dir := t.TempDir()
+	s := open(t, dir, Options{SegmentBytes: 64 << 10})
+	appendN(t, s, "a", "b")
+	seg := segFiles(t, dir)[0]
+	if st, err := os.Stat(seg); err != nil || st.Size() != 64<<10 {
+		t.Fatalf("active segment: %v, %v; want 64 KiB reserved", st, err)
+	}
+	big := strings.Repeat("x", 100<<10)
+	appendN(t, s, big, "c")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for _, r := range []string{"a", "b"} {
+		want += frameSize(len(r))
+	}
+	if st, err := os.Stat(segFiles(t, dir)[0]); err != nil || st.Size() != want {
+		t.Fatalf("first segment after Close: %v, %v; want %d bytes", st, err, want)
+	}
+	s2 := open(t, dir, Options{SegmentBytes: 64 << 10})
+	if got := records(replayAll(t, s2)); !slices.Equal(got, []string{"a", "b", big, "c"}) {
+		t.Fatalf("Replay = %d records, want 4", len(got))
 	}
 }

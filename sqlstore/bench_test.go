@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,57 +256,6 @@ func BenchmarkPersistWithAcks(b *testing.B) {
 				b.Fatalf("store stats after %d messages and acks: %+v", b.N, st)
 			}
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs+acks/s")
-		})
-	}
-}
-
-// BenchmarkDurability measures message.publish through a hook.Dispatcher with 16 concurrent
-// publishers (as a broker's clients), Async (each publish queued; a Flush at the end) against
-// Sync (each publish returns once stored; concurrent ones share batches), in one run. It
-// reports persisted messages per second for each mode and their ratio.
-func BenchmarkDurability(b *testing.B) {
-	const publishers = 16
-	for _, d := range dialectsUnderTest {
-		b.Run(d.String(), func(b *testing.B) {
-			ctx := context.Background()
-			rate := map[hook.Durability]float64{}
-			for _, mode := range []hook.Durability{hook.Async, hook.Sync} {
-				store := openStore(b, Config{Dialect: d, DSN: dsnFor(b, d), EnsureSchema: true, Options: backend.Options{QueueSize: 1 << 16, Logger: quiet}})
-				disp := hook.NewDispatcher(hook.DispatcherOptions{Node: "bench", Durability: mode, Logger: quiet})
-				err := disp.Register(ctx, "sql", store, hook.Rule{Name: "pub", Point: hook.MessagePublish, Topic: "#", Action: hook.RuleAction{Function: hook.OnMessagePublish}})
-				if err != nil {
-					b.Fatal(err)
-				}
-				msgs := benchMessages(b.N)
-				var next atomic.Int64
-				b.ResetTimer()
-				start := time.Now()
-				var wg sync.WaitGroup
-				for range publishers {
-					wg.Go(func() {
-						for i := next.Add(1) - 1; i < int64(len(msgs)); i = next.Add(1) - 1 {
-							if err := disp.MessagePublish(ctx, &hook.PublishEvent{Message: msgs[i]}); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
-				if err := disp.Flush(ctx); err != nil {
-					b.Fatal(err)
-				}
-				rate[mode] = float64(b.N) / time.Since(start).Seconds()
-				b.StopTimer()
-				if st := store.Stats(); st.Success != uint64(b.N) || st.Failed != 0 {
-					b.Fatalf("stats after %d publishes: %+v", b.N, st)
-				}
-				disp.Close(ctx)
-				b.StartTimer()
-			}
-			b.ReportMetric(rate[hook.Async], "async-msgs/s")
-			b.ReportMetric(rate[hook.Sync], "sync-msgs/s")
-			b.ReportMetric(rate[hook.Sync]/rate[hook.Async], "sync/async")
 		})
 	}
 }
