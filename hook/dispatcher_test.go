@@ -616,7 +616,7 @@ func TestConcurrentRegisterDispatch(t *testing.T) {
 
 type nopWrite struct{}
 
-func (nopWrite) Write(Event) error { return nil }
+func (nopWrite) Write(context.Context, Event) error { return nil }
 
 type nopBackend struct{}
 
