@@ -1,12 +1,13 @@
 # The README test command is `make test`: it brings the real services up and runs every test
-# against them, failing (not skipping) when one is missing.
+# against them, failing (not skipping) when one is missing, and every benchmark once (-benchtime
+# 1x: a benchmark that no longer works fails here, not in the next person's measurement).
 GO ?= go
 export MQTTSTORE_REQUIRE_SERVICES ?= 1
 
 .PHONY: test test-short services services-down bench fuzz vet e2ebench
 
 test: services
-	eval "$$(scripts/services env)" && $(GO) test -race -count=1 ./...
+	eval "$$(scripts/services env)" && $(GO) test -race -count=1 -bench . -benchtime 1x ./...
 
 # test-short runs the tests without the services (those needing one skip).
 test-short:
